@@ -1,0 +1,142 @@
+/**
+ * Regenerates the committed test fixtures (`npm run fixtures`): a small downstream "test set", an
+ * upstream "corpus" with planted transformed copies among distractors, and the ground truth.
+ * Everything is seeded and encoded with fixed settings, so a rerun reproduces the same bytes.
+ */
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
+import { applyTransform, type FamilyName } from '../src/eval/transforms.js';
+import { packageRoot } from '../src/util/package-root.js';
+import { mulberry32, shuffled } from '../src/util/rng.js';
+
+const SEED = 20240611;
+/** Tiny ImageNet val indices for the downstream set; 16 distinct classes. */
+const DOWNSTREAM = [3, 17, 42, 101, 256, 333, 512, 777, 1024, 1337, 2048, 2718, 3141, 4096, 5000, 6174];
+/** Positions in DOWNSTREAM upscaled 4× to 256×256, so not every fixture is 64 px. */
+const UPSCALED = new Set([2, 6, 9, 13]);
+/**
+ * Downstream position -> planted family. crop50 and combo (the hardest) get a second sample;
+ * colour goes to a colourful photo (position 5, val_333, is black and white).
+ */
+const PLANTS: ReadonlyArray<[number, FamilyName | 'exact']> = [
+  [0, 'crop50'], [1, 'shift'], [2, 'rot90'], [3, 'rotsmall'], [4, 'squeeze'], [5, 'crop50'],
+  [6, 'grayscale'], [7, 'jpeg'], [8, 'mirror'], [9, 'combo'], [10, 'colour'], [11, 'combo'], [12, 'exact'],
+];
+const DISTRACTORS = 60;
+/** Every NESTED-th upstream file (after shuffling) goes under upstream/more/ to exercise recursion. */
+const NESTED = 7;
+
+interface UpstreamItem { data: Buffer; ext: string; truth?: { downstream: string; family: string } }
+
+/** Where the source photos live: ../shared/data/tiny-imagenet/val beside the repository. */
+export function sourceDir(root = packageRoot()): string {
+  const dir = join(root, '..', 'shared', 'data', 'tiny-imagenet', 'val');
+  if (!existsSync(join(dir, 'val_0.JPEG'))) {
+    throw new Error(`make-fixtures: Tiny ImageNet val photos not found in ${dir} (expected val_<n>.JPEG). `
+      + 'The fixtures are committed; this source is only needed to regenerate them.');
+  }
+  return dir;
+}
+
+const photoPath = (src: string, index: number): string => join(src, `val_${index}.JPEG`);
+const pad = (n: number): string => String(n).padStart(4, '0');
+const toPng = (image: sharp.Sharp): Promise<Buffer> => image.png({ compressionLevel: 9 }).toBuffer();
+
+/** Writes the downstream originals as PNG and returns name -> bytes in DOWNSTREAM order. */
+async function writeDownstream(src: string, out: string): Promise<Array<{ name: string; data: Buffer }>> {
+  const files = [];
+  for (const [pos, index] of DOWNSTREAM.entries()) {
+    let image = sharp(await readFile(photoPath(src, index)));
+    if (UPSCALED.has(pos)) image = image.resize(256, 256, { kernel: 'lanczos3' });
+    const name = `test_${String(pos + 1).padStart(2, '0')}.png`;
+    const data = await toPng(image);
+    await writeFile(join(out, name), data);
+    files.push({ name, data });
+  }
+  return files;
+}
+
+async function plantedCopies(downstream: Array<{ name: string; data: Buffer }>): Promise<UpstreamItem[]> {
+  const items: UpstreamItem[] = [];
+  for (const [pos, family] of PLANTS) {
+    const original = downstream[pos];
+    const truth = { downstream: original.name, family };
+    if (family === 'exact') {
+      items.push({ data: original.data, ext: 'png', truth });
+      continue;
+    }
+    const copy = await applyTransform(original.data, family, mulberry32(SEED + 1000 + pos));
+    items.push({ data: copy.data, ext: copy.ext, truth });
+  }
+  return items;
+}
+
+/** Other val photos; two in three keep their original JPEG bytes, the rest are re-encoded as PNG. */
+async function distractors(src: string): Promise<UpstreamItem[]> {
+  const taken = new Set(DOWNSTREAM);
+  const pool = shuffled(mulberry32(SEED + 1), Array.from({ length: 10000 }, (_, i) => i)).filter((i) => !taken.has(i));
+  const items: UpstreamItem[] = [];
+  for (const [n, index] of pool.slice(0, DISTRACTORS).entries()) {
+    const bytes = await readFile(photoPath(src, index));
+    items.push(n % 3 === 0 ? { data: await toPng(sharp(bytes)), ext: 'png' } : { data: bytes, ext: 'jpg' });
+  }
+  return items;
+}
+
+/** Shuffles planted copies among distractors and names them neutrally, so names leak nothing. */
+async function writeUpstream(items: UpstreamItem[], out: string): Promise<string[]> {
+  const rows: string[] = [];
+  for (const [n, item] of shuffled(mulberry32(SEED + 2), items).entries()) {
+    const name = `${n % NESTED === 3 ? 'more/' : ''}img_${pad(n + 1)}.${item.ext}`;
+    await mkdir(dirname(join(out, name)), { recursive: true });
+    await writeFile(join(out, name), item.data);
+    if (item.truth) rows.push(`${name},${item.truth.downstream},${item.truth.family}`);
+  }
+  return rows.sort();
+}
+
+const README = `# Test fixtures
+
+Generated by \`npm run fixtures\` (scripts/make-fixtures.ts) from Tiny ImageNet validation photos
+(64×64 JPEG, \`../shared/data/tiny-imagenet/val/val_<n>.JPEG\`). Seeded and deterministic: a rerun
+reproduces these files byte for byte. Do not edit by hand.
+
+- \`downstream/\` — the "test set": ${DOWNSTREAM.length} originals saved as PNG, \`test_01.png\` ... in the
+  order of val indices ${DOWNSTREAM.join(', ')}. Four of them (test_03, test_07, test_10, test_14)
+  are upscaled 4× with Lanczos to 256×256 so not every image is 64 px.
+- \`upstream/\` — the "corpus": ${PLANTS.length} planted copies of downstream images (${PLANTS.length - 1}
+  transformed with src/eval/transforms.ts — every family at least once, crop50 and combo twice — plus
+  one byte-identical exact copy) shuffled among ${DISTRACTORS} distractors (other val photos, none of the
+  downstream ones; about a third re-encoded as PNG, the rest the original JPEG bytes). Names are
+  neutral (\`img_NNNN.png|jpg\`); every ${NESTED}th file sits in the nested folder \`upstream/more/\`.
+- \`ground-truth.csv\` — \`upstream,downstream,family\`, one row per planted copy, paths relative to
+  the upstream and downstream folders. Family \`exact\` is the byte-identical copy. Three downstream
+  images (test_14, test_15, test_16) have no copy upstream.
+`;
+
+/** Regenerates fixtures/ under the repository root (only downstream/, upstream/ and two files). */
+export async function makeFixtures(root = packageRoot()): Promise<void> {
+  const src = sourceDir(root);
+  const out = join(root, 'fixtures');
+  await rm(join(out, 'downstream'), { recursive: true, force: true });
+  await rm(join(out, 'upstream'), { recursive: true, force: true });
+  await mkdir(join(out, 'downstream'), { recursive: true });
+  await mkdir(join(out, 'upstream'), { recursive: true });
+  const downstream = await writeDownstream(src, join(out, 'downstream'));
+  const items = [...(await plantedCopies(downstream)), ...(await distractors(src))];
+  const rows = await writeUpstream(items, join(out, 'upstream'));
+  await writeFile(join(out, 'ground-truth.csv'), ['upstream,downstream,family', ...rows, ''].join('\n'));
+  await writeFile(join(out, 'README.md'), README);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  // Single-threaded libvips: the output does not depend on it, and it keeps a shared machine calm.
+  sharp.concurrency(1);
+  makeFixtures().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exitCode = 1;
+  });
+}

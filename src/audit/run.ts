@@ -1,0 +1,157 @@
+import { resolveOptions, type RawOptions, type ResolvedOptions } from '../config/options.js';
+import { runDecodeOnly, runEmbed } from '../embed/run.js';
+import { VIEWS } from '../embed/views.js';
+import { buildIndex, type DownstreamIndex } from '../index/hnsw.js';
+import { applyThreshold, runMatch, type MatchResult } from '../match/run.js';
+import { writePurgePlan, type PurgeResult, type PurgeSelection } from '../purge/outputs.js';
+import { writeReport, type Summary } from '../report/write.js';
+import { SILENT, type Progress } from '../util/progress-types.js';
+import { VERSION } from '../version.js';
+import { listSources, openSession, sourceIdsFor, versions, type Session } from './session.js';
+
+export interface RunHooks { progress?: Progress }
+
+export interface AuditResult {
+  summary: Summary;
+  /** Upstream images decided to be near-duplicates of a downstream image. */
+  matched: number;
+  outDir: string;
+}
+
+type Timings = Record<string, number>;
+
+async function timed<T>(timings: Timings, stage: string, fn: () => Promise<T> | T): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    timings[stage] = Math.round(performance.now() - t0) / 1000;
+  }
+}
+
+/** Run fn inside a recorded run; the catalog is always closed (and its lock released). */
+async function withSession<T>(command: string, options: ResolvedOptions, fn: (s: Session, timings: Timings) => Promise<T>): Promise<T> {
+  const session = openSession(options);
+  const timings: Timings = {};
+  const runId = session.catalog.startRun(command, options, versions(options.runtime));
+  try {
+    const result = await fn(session, timings);
+    session.catalog.finishRun(runId, 'finished', timings);
+    return result;
+  } catch (error) {
+    if (session.catalog.db.open) session.catalog.finishRun(runId, 'failed', { ...timings, error: (error as Error).message });
+    throw error;
+  } finally {
+    await session.close();
+  }
+}
+
+async function embedSide(s: Session, sourceIds: number[], views: number, label: string, p: Progress) {
+  const runtime = await s.runtime();
+  p.start(label, undefined);
+  const r = await runEmbed(s.catalog, s.model, runtime, { sourceIds, views, batchSize: s.options.batchSize, concurrency: s.options.concurrency }, p);
+  p.done(`${r.decoded} decoded, ${r.failed} failed, ${r.embedded} embedded, ${r.reused} reused`);
+  return r;
+}
+
+function indexFor(s: Session, downIds: number[], p: Progress): DownstreamIndex {
+  return buildIndex(s.catalog, { sourceIds: downIds, modelId: s.model.id, views: VIEWS.length, dims: s.model.card.output.dims, path: s.indexPath }, p);
+}
+
+function matchWith(s: Session, index: DownstreamIndex, upIds: number[], downIds: number[], p: Progress): MatchResult {
+  p.start('match', undefined);
+  const r = runMatch(s.catalog, index, {
+    modelId: s.model.id, upstreamSourceIds: upIds, downstreamSourceIds: downIds,
+    threshold: s.threshold, floor: s.floor, k: s.options.k, pageSize: 512,
+  }, p);
+  p.done(`${r.matches} matches among ${r.candidates} candidates`);
+  return r;
+}
+
+async function outputs(s: Session, sel: PurgeSelection, timings: Timings, runtimeName: string): Promise<{ purge: PurgeResult; summary: Summary }> {
+  applyThreshold(s.catalog, s.model.id, s.threshold);
+  const purge = await timed(timings, 'purge', () => writePurgePlan(s.catalog, sel, s.options.out));
+  const summary = await timed(timings, 'report', () => writeReport(s.catalog, sel, purge, {
+    version: VERSION,
+    model: { id: s.model.id, name: s.model.card.name, sha256: s.model.card.sha256, runtime: runtimeName },
+    threshold: s.threshold, floor: s.floor, timings, catalog: s.catalog.path,
+  }, s.options.out));
+  return { purge, summary };
+}
+
+/**
+ * The whole decontamination chain: list → decode+embed (downstream in 8 views, upstream in 1)
+ * → HNSW index → match → purge plan → report. Every stage resumes from the catalog.
+ */
+export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<AuditResult> {
+  const options = resolveOptions(raw, { out: true });
+  const p = hooks.progress ?? SILENT;
+  return withSession('audit', options, async (s, timings) => {
+    const upIds = await timed(timings, 'list', async () => {
+      await listSources(s.catalog, 'downstream', options.downstream, options.followLinks, p);
+      return listSources(s.catalog, 'upstream', options.upstream, options.followLinks, p);
+    });
+    const downIds = sourceIdsFor(s.catalog, 'downstream', options.downstream);
+    await timed(timings, 'embedDownstream', () => embedSide(s, downIds, VIEWS.length, 'embed downstream', p));
+    await timed(timings, 'embedUpstream', () => embedSide(s, upIds, 1, 'embed upstream', p));
+    const index = await timed(timings, 'index', () => indexFor(s, downIds, p));
+    await timed(timings, 'match', () => matchWith(s, index, upIds, downIds, p));
+    const runtime = await s.runtime();
+    const { summary } = await outputs(s, { modelId: s.model.id, upstreamIds: upIds, downstreamIds: downIds }, timings, runtime.name);
+    return { summary, matched: summary.counts.removed, outDir: options.out };
+  });
+}
+
+/** Stage `scan`: list sources and decode every image (hash, size, errors); no model. */
+export async function scan(raw: RawOptions, hooks: RunHooks = {}): Promise<{ decoded: number; failed: number }> {
+  const options = resolveOptions(raw);
+  const p = hooks.progress ?? SILENT;
+  return withSession('scan', options, async (s) => {
+    const ids = [
+      ...(await listSources(s.catalog, 'downstream', options.downstream, options.followLinks, p)),
+      ...(await listSources(s.catalog, 'upstream', options.upstream, options.followLinks, p)),
+    ];
+    p.start('decode', undefined);
+    const r = await runDecodeOnly(s.catalog, ids, options.concurrency, p);
+    p.done(`${r.decoded} decoded, ${r.failed} failed`);
+    return r;
+  });
+}
+
+/** Stage `embed`: embed listed images of both sides that lack this model's embedding. */
+export async function embed(raw: RawOptions, hooks: RunHooks = {}) {
+  const options = resolveOptions(raw);
+  const p = hooks.progress ?? SILENT;
+  return withSession('embed', options, async (s) => ({
+    downstream: await embedSide(s, sourceIdsFor(s.catalog, 'downstream', options.downstream), VIEWS.length, 'embed downstream', p),
+    upstream: await embedSide(s, sourceIdsFor(s.catalog, 'upstream', options.upstream), 1, 'embed upstream', p),
+  }));
+}
+
+/** Stage `index`: build (or reuse) the HNSW index over the downstream views. */
+export async function index(raw: RawOptions, hooks: RunHooks = {}) {
+  const options = resolveOptions(raw);
+  return withSession('index', options, async (s) => {
+    const idx = indexFor(s, sourceIdsFor(s.catalog, 'downstream', options.downstream), hooks.progress ?? SILENT);
+    return { images: idx.ids.length, vectors: idx.ids.length * idx.views, path: s.indexPath, reused: idx.loadedFromDisk };
+  });
+}
+
+/** Stage `match`: query every upstream embedding; re-running with only a new threshold re-decides. */
+export async function match(raw: RawOptions, hooks: RunHooks = {}): Promise<MatchResult> {
+  const options = resolveOptions(raw);
+  const p = hooks.progress ?? SILENT;
+  return withSession('match', options, async (s) => {
+    const downIds = sourceIdsFor(s.catalog, 'downstream', options.downstream);
+    return matchWith(s, indexFor(s, downIds, p), sourceIdsFor(s.catalog, 'upstream', options.upstream), downIds, p);
+  });
+}
+
+/** Stages `purge` + `report`: write the keep list, removed list, CSVs, summary and HTML report. */
+export async function report(raw: RawOptions): Promise<Summary> {
+  const options = resolveOptions(raw, { out: true });
+  return withSession('report', options, async (s, timings) => {
+    const sel = { modelId: s.model.id, upstreamIds: sourceIdsFor(s.catalog, 'upstream', options.upstream), downstreamIds: sourceIdsFor(s.catalog, 'downstream', options.downstream) };
+    return (await outputs(s, sel, timings, options.runtime)).summary;
+  });
+}

@@ -1,0 +1,79 @@
+import { Catalog, type SourceRole } from '../state/catalog.js';
+import { listSource, parseSource } from '../sources/list.js';
+import { loadModel, type LoadedModel } from '../embed/model-card.js';
+import { createRuntime } from '../embed/backend/index.js';
+import type { EmbedRuntime } from '../embed/runtime.js';
+import type { ResolvedOptions } from '../config/options.js';
+import type { Progress } from '../util/progress-types.js';
+import { ConfigError } from '../errors.js';
+import { VERSION } from '../version.js';
+
+/** Used when a model card carries no calibrated threshold (an uncalibrated custom model). */
+export const FALLBACK_THRESHOLD = 0.8;
+/** Candidates this far below the threshold are still recorded, for candidates.csv and the histogram. */
+export const FLOOR_MARGIN = 0.15;
+
+/** What every stage command works in: the opened catalog, the model and the resolved sides. */
+export interface Session {
+  options: ResolvedOptions;
+  catalog: Catalog;
+  model: LoadedModel;
+  threshold: number;
+  floor: number;
+  indexPath: string;
+  runtime(): Promise<EmbedRuntime>;
+  close(): Promise<void>;
+}
+
+export function openSession(options: ResolvedOptions): Session {
+  const model = loadModel(options.model);
+  const catalog = Catalog.open(options.db, { waitMs: options.waitMs });
+  const threshold = options.threshold ?? model.card.threshold ?? FALLBACK_THRESHOLD;
+  const floor = options.floor ?? Math.max(-1, threshold - FLOOR_MARGIN);
+  let runtime: Promise<EmbedRuntime> | undefined;
+  return {
+    options, catalog, model, threshold, floor,
+    indexPath: `${options.db}.${model.card.name}.hnsw`,
+    runtime: () => (runtime ??= createRuntime(options.runtime, model, { threads: options.threads })),
+    async close() {
+      if (runtime) await (await runtime.catch(() => undefined))?.dispose();
+      catalog.close();
+    },
+  };
+}
+
+/** List every source of one role into the catalog (new files pending, changed files re-decoded). */
+export async function listSources(catalog: Catalog, role: SourceRole, specs: string[], followLinks: boolean, progress: Progress): Promise<number[]> {
+  const ids: number[] = [];
+  for (const spec of specs) {
+    const parsed = parseSource(spec, role === 'dataset' ? 'source' : `--${role}`);
+    const id = catalog.upsertSource(role, spec, parsed.root);
+    progress.start(`list ${role}`, undefined);
+    for await (const page of listSource(parsed, { followLinks })) {
+      catalog.recordListed(id, page.files);
+      catalog.recordListingErrors(id, page.errors);
+      progress.tick(page.files.length + page.errors.length);
+    }
+    progress.done();
+    ids.push(id);
+  }
+  return ids;
+}
+
+/** Source ids of a role: those named, or every source of that role already in the catalog. */
+export function sourceIdsFor(catalog: Catalog, role: SourceRole, specs: string[]): number[] {
+  if (specs.length > 0) {
+    return specs.map((spec) => {
+      const row = catalog.sources().find((s) => s.role === role && s.spec === spec);
+      if (!row) throw new ConfigError(`--${role} ${JSON.stringify(spec)} is not in catalog ${catalog.path}: run \`neardup scan\` (or audit) with it first`, 'E_CONFIG');
+      return row.id;
+    });
+  }
+  const ids = catalog.sources().filter((s) => s.role === role).map((s) => s.id);
+  if (ids.length === 0) throw new ConfigError(`Catalog ${catalog.path} has no ${role} source: pass --${role} <folder> to \`neardup scan\` first`, 'E_CONFIG');
+  return ids;
+}
+
+export function versions(runtimeName: string): Record<string, string> {
+  return { neardup: VERSION, node: process.versions.node, runtime: runtimeName };
+}

@@ -1,0 +1,111 @@
+import { availableParallelism } from 'node:os';
+import { join, normalize } from 'node:path';
+import { ConfigError, invalidOption } from '../errors.js';
+import { defaultModelDir } from '../util/package-root.js';
+
+/** Runtimes by name; validation, --help and docs read this table. */
+export const RUNTIME_NAMES = Object.freeze(['onnx', 'tfjs'] as const);
+export type RuntimeName = (typeof RUNTIME_NAMES)[number];
+
+/** Which image of a near-duplicate group `dedup` keeps. */
+export const KEEP_POLICIES = Object.freeze({
+  largest: 'the image with the most pixels (ties: the larger file, then the first path)',
+  'largest-file': 'the largest file in bytes (ties: the first path)',
+  first: 'the first path in sort order',
+} as const);
+export type KeepPolicy = keyof typeof KEEP_POLICIES;
+
+/** Options as they arrive from flags, a pipeline file or a library call: unvalidated. */
+export interface RawOptions {
+  upstream?: string[];
+  downstream?: string[];
+  sources?: string[];
+  out?: string;
+  db?: string;
+  model?: string;
+  runtime?: string;
+  threshold?: number | string;
+  floor?: number | string;
+  k?: number | string;
+  concurrency?: number | string;
+  batchSize?: number | string;
+  threads?: number | string;
+  wait?: number | string;
+  followLinks?: boolean;
+  failOnMatch?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+  keep?: string;
+}
+
+/** Validated once at the boundary; stages trust every field. */
+export interface ResolvedOptions {
+  upstream: string[];
+  downstream: string[];
+  sources: string[];
+  out: string;
+  db: string;
+  model: string;
+  runtime: RuntimeName;
+  /** Undefined: use the model card's calibrated threshold. */
+  threshold: number | undefined;
+  /** Undefined: threshold − 0.15. */
+  floor: number | undefined;
+  k: number;
+  concurrency: number;
+  batchSize: number;
+  threads: number;
+  waitMs: number;
+  followLinks: boolean;
+  failOnMatch: boolean;
+  json: boolean;
+  quiet: boolean;
+  keep: KeepPolicy;
+}
+
+function num(name: string, raw: number | string | undefined, lo: number, hi: number, integer: boolean): number | undefined {
+  if (raw === undefined) return undefined;
+  const v = typeof raw === 'number' ? raw : raw.trim() === '' ? Number.NaN : Number(raw);
+  const ok = Number.isFinite(v) && v >= lo && v <= hi && (!integer || Number.isInteger(v));
+  if (!ok) throw invalidOption(name, `${integer ? 'an integer' : 'a number'} from ${lo} to ${hi}`, raw);
+  return v;
+}
+
+const cleanPaths = (xs: string[] | undefined) => (xs ?? []).map((p) => (p.includes('*') || p.includes(':') ? p : normalize(p).replace(/\/+$/, '') || '/'));
+
+/** Validate and default every option. Throws ConfigError naming the option and what to change. */
+export function resolveOptions(raw: RawOptions, needs: { out?: boolean } = {}): ResolvedOptions {
+  if (needs.out && !raw.out) throw new ConfigError('Missing --out <dir>: say where neardup writes its outputs (matches.csv, keep.txt, report.html, ...)', 'E_CONFIG');
+  const out = raw.out ?? '.';
+  const runtime = raw.runtime ?? 'onnx';
+  if (!(RUNTIME_NAMES as readonly string[]).includes(runtime)) throw invalidOption('runtime', `one of ${RUNTIME_NAMES.join(', ')}`, runtime);
+  const keep = raw.keep ?? 'largest';
+  if (!(keep in KEEP_POLICIES)) throw invalidOption('keep', `one of ${Object.keys(KEEP_POLICIES).join(', ')}`, keep);
+  const threshold = num('threshold', raw.threshold, -1, 1, false);
+  const floor = num('floor', raw.floor, -1, 1, false);
+  if (threshold !== undefined && floor !== undefined && floor > threshold) {
+    throw new ConfigError(`floor (${floor}) must not exceed threshold (${threshold}): candidates between floor and threshold are what candidates.csv shows`, 'E_CONFIG');
+  }
+  const cores = availableParallelism();
+  return Object.freeze({
+    upstream: cleanPaths(raw.upstream),
+    downstream: cleanPaths(raw.downstream),
+    sources: cleanPaths(raw.sources),
+    out,
+    db: raw.db ?? join(out, 'neardup.db'),
+    model: raw.model ?? defaultModelDir(),
+    runtime: runtime as RuntimeName,
+    threshold,
+    floor,
+    k: num('k', raw.k, 1, 1000, true) ?? 10,
+    concurrency: num('concurrency', raw.concurrency, 1, 256, true) ?? Math.max(2, cores * 2),
+    batchSize: num('batch-size', raw.batchSize, 1, 4096, true) ?? 64,
+    threads: num('threads', raw.threads, 1, 256, true) ?? cores,
+    waitMs: (num('wait', raw.wait, 0, 86_400, false) ?? 0) * 1000,
+    followLinks: raw.followLinks ?? false,
+    failOnMatch: raw.failOnMatch ?? false,
+    json: raw.json ?? false,
+    quiet: raw.quiet ?? false,
+    keep: keep as KeepPolicy,
+  });
+}

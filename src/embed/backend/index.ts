@@ -1,0 +1,33 @@
+/**
+ * The table of inference runtimes, picked by name (config `embed.runtime`, flag `--runtime`).
+ * Each runtime module is imported lazily so that choosing one never loads the other's native code.
+ */
+import { invalidOption } from '../../errors.js';
+import type { LoadedModel } from '../model-card.js';
+import type { EmbedRuntime, RuntimeOptions } from '../runtime.js';
+
+/** A factory for one runtime. */
+export type RuntimeFactory = (model: LoadedModel, opts: RuntimeOptions) => Promise<EmbedRuntime>;
+
+/** Every runtime by name: 'onnx' (onnxruntime-node, the default and fastest) and 'tfjs'. */
+export const RUNTIMES: Readonly<Record<'onnx' | 'tfjs', RuntimeFactory>> = Object.freeze({
+  onnx: async (model: LoadedModel, opts: RuntimeOptions) => (await import('./onnx.js')).createOnnxRuntime(model, opts),
+  tfjs: async (model: LoadedModel, opts: RuntimeOptions) => (await import('./tfjs.js')).createTfjsRuntime(model, opts),
+});
+
+/** A name in {@link RUNTIMES}. */
+export type RuntimeName = keyof typeof RUNTIMES;
+
+/** Whether `name` is a key of {@link RUNTIMES}. */
+export const isRuntimeName = (name: string): name is RuntimeName => Object.hasOwn(RUNTIMES, name);
+
+/**
+ * Create the runtime called `name` for a loaded model. Throws ConfigError listing the valid names
+ * for an unknown one, and ModelError when the runtime cannot load the model.
+ */
+export async function createRuntime(name: string, model: LoadedModel, opts: RuntimeOptions): Promise<EmbedRuntime> {
+  if (!isRuntimeName(name)) {
+    throw invalidOption('embed.runtime', `one of ${Object.keys(RUNTIMES).map((k) => JSON.stringify(k)).join(', ')}`, name);
+  }
+  return RUNTIMES[name](model, opts);
+}

@@ -1,0 +1,117 @@
+import pLimit from 'p-limit';
+import type { Catalog, DecodedResult, EmbeddingRow, FailedResult, WorkItem } from '../state/catalog.js';
+import { decodeImage } from '../scan/decode.js';
+import type { Progress } from '../util/progress-types.js';
+import type { LoadedModel } from './model-card.js';
+import type { EmbedRuntime } from './runtime.js';
+import { applyView, writeNormalised } from './views.js';
+
+export interface EmbedStageOptions {
+  sourceIds: number[];
+  /** 1 for the upstream side, 8 for downstream (all dihedral views). */
+  views: number;
+  batchSize: number;
+  concurrency: number;
+}
+
+export interface EmbedStageResult { decoded: number; failed: number; embedded: number; reused: number }
+
+interface DecodedItem { item: WorkItem; result: Awaited<ReturnType<typeof decodeImage>> }
+
+/**
+ * Decode + embed every image of the given sources that lacks an embedding for this model.
+ * The next page is decoding (libuv threads, bounded by p-limit) while the model runs on the
+ * current one, and each page commits in one transaction: a kill loses at most one page of work.
+ */
+export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, o: EmbedStageOptions, progress: Progress): Promise<EmbedStageResult> {
+  const limit = pLimit(o.concurrency);
+  const size = model.card.input.size;
+  const pageSize = Math.max(1, Math.floor(o.batchSize / o.views));
+  const result: EmbedStageResult = { decoded: 0, failed: 0, embedded: 0, reused: 0 };
+  let afterId = 0;
+  const fetchPage = (): WorkItem[] => {
+    const page = catalog.embedWork(o.sourceIds, model.id, o.views, afterId, pageSize);
+    if (page.length > 0) afterId = page[page.length - 1]!.id;
+    return page;
+  };
+  const decodePage = (page: WorkItem[]) =>
+    Promise.all(page.map((item) => limit(async (): Promise<DecodedItem> => ({ item, result: await decodeImage(item.path, { size }) }))));
+
+  let page = fetchPage();
+  let pending = page.length > 0 ? decodePage(page) : undefined;
+  while (pending) {
+    const decoded = await pending;
+    const next = fetchPage();
+    pending = next.length > 0 ? decodePage(next) : undefined;
+    await embedAndCommit(catalog, model, runtime, o.views, decoded, result);
+    progress.tick(decoded.length);
+    page = next;
+  }
+  return result;
+}
+
+async function embedAndCommit(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, decoded: DecodedItem[], result: EmbedStageResult): Promise<void> {
+  const ok: DecodedResult[] = [];
+  const failed: FailedResult[] = [];
+  const toEmbed = new Map<string, Uint8Array>();
+  for (const { item, result: r } of decoded) {
+    if (!r.ok) {
+      failed.push({ id: item.id, error: r.error });
+      continue;
+    }
+    ok.push({ id: item.id, hash: r.hash, width: r.width, height: r.height });
+    if (!toEmbed.has(r.hash)) toEmbed.set(r.hash, r.rgb!);
+  }
+  // Exact duplicates (same decoded pixels) of anything embedded before cost no model time.
+  const known = catalog.embeddedHashes([...toEmbed.keys()], model.id, views);
+  for (const h of known) toEmbed.delete(h);
+  const embeddings = await embedHashes(model, runtime, views, toEmbed);
+  catalog.commitDecoded(ok, failed, model.id, embeddings);
+  result.decoded += ok.length;
+  result.failed += failed.length;
+  result.embedded += embeddings.length;
+  result.reused += ok.length - embeddings.length;
+}
+
+async function embedHashes(model: LoadedModel, runtime: EmbedRuntime, views: number, images: Map<string, Uint8Array>): Promise<EmbeddingRow[]> {
+  if (images.size === 0) return [];
+  const { size, mean, std } = model.card.input;
+  const dims = model.card.output.dims;
+  const count = images.size * views;
+  const pixels = new Float32Array(count * 3 * size * size);
+  let slot = 0;
+  for (const rgb of images.values()) {
+    for (let v = 0; v < views; v++) writeNormalised(applyView(rgb, size, v), size, mean, std, pixels, slot++);
+  }
+  const out = await runtime.embed(pixels, count);
+  const rows: EmbeddingRow[] = [];
+  let i = 0;
+  for (const hash of images.keys()) {
+    rows.push({ hash, views, vectors: out.slice(i * views * dims, (i + 1) * views * dims) });
+    i++;
+  }
+  return rows;
+}
+
+/** Decode without a model: hashes, sizes and errors only (the `scan` stage). */
+export async function runDecodeOnly(catalog: Catalog, sourceIds: number[], concurrency: number, progress: Progress): Promise<{ decoded: number; failed: number }> {
+  const limit = pLimit(concurrency);
+  let afterId = 0;
+  const totals = { decoded: 0, failed: 0 };
+  for (;;) {
+    const page = catalog.decodeWork(sourceIds, afterId, 256);
+    if (page.length === 0) return totals;
+    afterId = page[page.length - 1]!.id;
+    const results = await Promise.all(page.map((item) => limit(async () => ({ item, r: await decodeImage(item.path, { size: 0 }) }))));
+    const ok: DecodedResult[] = [];
+    const failed: FailedResult[] = [];
+    for (const { item, r } of results) {
+      if (r.ok) ok.push({ id: item.id, hash: r.hash, width: r.width, height: r.height });
+      else failed.push({ id: item.id, error: r.error });
+    }
+    catalog.commitDecoded(ok, failed, undefined, []);
+    totals.decoded += ok.length;
+    totals.failed += failed.length;
+    progress.tick(page.length);
+  }
+}

@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import hnswlib from 'hnswlib-node';
+import { IndexError } from '../errors.js';
+import type { Catalog } from '../state/catalog.js';
+import type { Progress } from '../util/progress-types.js';
+
+const { HierarchicalNSW } = hnswlib;
+
+/** HNSW build parameters; M=16/efConstruction=200 is hnswlib's recommended recall/speed point. */
+export const HNSW_PARAMS = Object.freeze({ M: 16, efConstruction: 200, seed: 100 });
+
+/**
+ * The downstream side in memory: every view vector (for exact re-scoring) and the HNSW graph
+ * over them. Labels are image id × views + view, so a hit names both image and view.
+ */
+export interface DownstreamIndex {
+  views: number;
+  dims: number;
+  ids: number[];
+  vectors: Map<number, Float32Array>;
+  hnsw: InstanceType<typeof HierarchicalNSW>;
+  fingerprint: string;
+  loadedFromDisk: boolean;
+}
+
+export interface IndexOptions { sourceIds: number[]; modelId: string; views: number; dims: number; path: string }
+
+/** Load downstream embeddings page by page (the whole downstream side must fit in memory). */
+function loadDownstream(catalog: Catalog, o: IndexOptions): Map<number, Float32Array> {
+  const vectors = new Map<number, Float32Array>();
+  let afterId = 0;
+  for (;;) {
+    const page = catalog.embeddingsPage(o.sourceIds, o.modelId, afterId, 2000);
+    if (page.length === 0) return vectors;
+    for (const row of page) {
+      if (row.views < o.views) throw new IndexError(`Downstream image ${row.id} has ${row.views} views embedded, ${o.views} needed: run \`neardup embed\` for the downstream sources again`, 'E_INDEX_VIEWS');
+      vectors.set(row.id, row.vectors.subarray(0, o.views * o.dims));
+    }
+    afterId = page[page.length - 1]!.id;
+  }
+}
+
+function fingerprintOf(modelId: string, views: number, vectors: Map<number, Float32Array>): string {
+  const h = createHash('sha1').update(`${modelId}|${views}|${HNSW_PARAMS.M}|${HNSW_PARAMS.efConstruction}`);
+  for (const [id, v] of vectors) h.update(`${id}:`).update(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+  return h.digest('hex');
+}
+
+/**
+ * Build (or reuse, when the saved file's fingerprint matches) the HNSW index over the downstream
+ * views. Saved atomically beside the catalog as <path> with <path>.json describing it.
+ */
+export function buildIndex(catalog: Catalog, o: IndexOptions, progress: Progress): DownstreamIndex {
+  const vectors = loadDownstream(catalog, o);
+  const ids = [...vectors.keys()];
+  const fingerprint = fingerprintOf(o.modelId, o.views, vectors);
+  const capacity = Math.max(1, ids.length * o.views);
+  const hnsw = new HierarchicalNSW('ip', o.dims);
+  const metaPath = `${o.path}.json`;
+  if (existsSync(o.path) && existsSync(metaPath)) {
+    try {
+      const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { fingerprint?: string };
+      if (meta.fingerprint === fingerprint) {
+        hnsw.readIndexSync(o.path, true);
+        return { views: o.views, dims: o.dims, ids, vectors, hnsw, fingerprint, loadedFromDisk: true };
+      }
+    } catch {
+      // A damaged saved index is rebuilt below.
+    }
+  }
+  hnsw.initIndex(capacity, HNSW_PARAMS.M, HNSW_PARAMS.efConstruction, HNSW_PARAMS.seed);
+  progress.start('index', ids.length);
+  for (const id of ids) {
+    const v = vectors.get(id)!;
+    for (let k = 0; k < o.views; k++) hnsw.addPoint(Array.from(v.subarray(k * o.dims, (k + 1) * o.dims)), id * o.views + k);
+    progress.tick(1);
+  }
+  progress.done();
+  if (ids.length > 0) {
+    try {
+      hnsw.writeIndexSync(`${o.path}.tmp`);
+      renameSync(`${o.path}.tmp`, o.path);
+      writeFileSync(`${metaPath}.tmp`, JSON.stringify({ fingerprint, modelId: o.modelId, views: o.views, dims: o.dims, images: ids.length, vectors: ids.length * o.views, ...HNSW_PARAMS }, null, 2));
+      renameSync(`${metaPath}.tmp`, metaPath);
+    } catch (e) {
+      throw new IndexError(`Cannot save the index to ${o.path}: ${(e as Error).message}. Check that the catalog's folder is writable.`, 'E_INDEX_SAVE', { cause: e });
+    }
+  }
+  return { views: o.views, dims: o.dims, ids, vectors, hnsw, fingerprint, loadedFromDisk: false };
+}
+
+export interface Hit { downstreamId: number; view: number; score: number }
+
+/**
+ * The k nearest downstream images to one query, each re-scored exactly as the best inner
+ * product over its views (HNSW distances are approximate), keeping those at or above `floor`.
+ */
+export function searchOne(index: DownstreamIndex, query: Float32Array, k: number, floor: number): Hit[] {
+  const n = index.ids.length * index.views;
+  if (n === 0) return [];
+  const kk = Math.min(n, k * 2);
+  index.hnsw.setEf(Math.max(64, kk * 2));
+  const { neighbors } = index.hnsw.searchKnn(Array.from(query), kk);
+  const seen = new Set<number>();
+  const hits: Hit[] = [];
+  for (const label of neighbors) {
+    const id = Math.floor(label / index.views);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const best = bestView(index, id, query);
+    if (best.score >= floor) hits.push({ downstreamId: id, ...best });
+    if (seen.size >= k) break;
+  }
+  return hits.sort((a, b) => b.score - a.score || a.downstreamId - b.downstreamId);
+}
+
+function bestView(index: DownstreamIndex, id: number, q: Float32Array): { view: number; score: number } {
+  const v = index.vectors.get(id)!;
+  const d = index.dims;
+  let best = { view: 0, score: -Infinity };
+  for (let k = 0; k < index.views; k++) {
+    let dot = 0;
+    for (let i = 0; i < d; i++) dot += v[k * d + i]! * q[i]!;
+    if (dot > best.score) best = { view: k, score: dot };
+  }
+  return best;
+}

@@ -1,0 +1,42 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Catalog } from '../state/catalog.js';
+import { candidates, okPaths, removals, type CandidateView } from '../state/queries.js';
+import { writeCsvFile } from '../report/csv.js';
+import { VIEWS } from '../embed/views.js';
+
+export interface PurgeSelection { modelId: string; upstreamIds: number[]; downstreamIds: number[] }
+export interface PurgeResult { kept: number; removed: number; candidates: CandidateView[]; removedRows: CandidateView[] }
+
+/**
+ * A path on one line of keep.txt. Paths holding a newline, a carriage return or a leading quote
+ * cannot stand raw on a line, so they are written as a JSON string (as git quotes odd paths).
+ */
+export function keepLine(path: string): string {
+  return /[\n\r]/.test(path) || path.startsWith('"') ? JSON.stringify(path) : path;
+}
+
+export const viewName = (v: number) => VIEWS[v] ?? String(v);
+export const scoreText = (s: number) => s.toFixed(6);
+
+export function writeFileAtomic(path: string, data: string): void {
+  writeFileSync(`${path}.tmp`, data);
+  renameSync(`${path}.tmp`, path);
+}
+
+/**
+ * Plan the purge: keep.txt (usable upstream images with no decided match) and removed.csv (each
+ * removed image with its best match and reason). Non-destructive: files are only listed.
+ */
+export async function writePurgePlan(catalog: Catalog, sel: PurgeSelection, outDir: string): Promise<PurgeResult> {
+  mkdirSync(outDir, { recursive: true });
+  const all = candidates(catalog, sel.modelId, sel.upstreamIds, sel.downstreamIds);
+  const removedRows = removals(all);
+  const removedIds = new Set(removedRows.map((r) => r.upstreamId));
+  const lines: string[] = [];
+  for (const { id, path } of okPaths(catalog, sel.upstreamIds)) if (!removedIds.has(id)) lines.push(keepLine(path));
+  writeFileAtomic(join(outDir, 'keep.txt'), lines.length ? `${lines.join('\n')}\n` : '');
+  await writeCsvFile(join(outDir, 'removed.csv'), ['upstream', 'downstream', 'score', 'view', 'reason'],
+    removedRows.map((r) => [r.upstream, r.downstream, scoreText(r.score), viewName(r.view), r.reason]));
+  return { kept: lines.length, removed: removedRows.length, candidates: all, removedRows };
+}

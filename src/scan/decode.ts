@@ -1,0 +1,112 @@
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import sharp from 'sharp';
+
+/**
+ * The only module that decodes images. One decode per image yields everything later stages
+ * need: the decoded-pixel hash (exact duplicates, embedding reuse), the size, and the
+ * model-input pixels. Hostile files fail here with a reason; they never throw past decodeImage.
+ */
+
+/** libvips refuses to decode more pixels than this (decompression bombs). */
+export const MAX_INPUT_PIXELS = 100_000_000;
+/** Files larger than this are refused before reading (a 256 MiB image is not a photo). */
+export const MAX_FILE_BYTES = 256 * 1024 * 1024;
+
+sharp.cache(false);
+
+export interface DecodeOptions {
+  /** Side of the square model input; 0 to skip producing model pixels (scan only). */
+  size: number;
+}
+
+export type DecodeResult =
+  | { ok: true; hash: string; width: number; height: number; rgb: Uint8Array | undefined }
+  | { ok: false; error: string };
+
+const fail = (error: string): DecodeResult => ({ ok: false, error });
+
+async function readBounded(path: string): Promise<Buffer | string> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+    const { size } = await handle.stat();
+    if (!(await handle.stat()).isFile()) return 'not a regular file';
+    if (size === 0) return 'empty file (0 bytes)';
+    if (size > MAX_FILE_BYTES) return `file too large (${size} bytes > ${MAX_FILE_BYTES})`;
+    return await handle.readFile();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'file vanished since scan (ENOENT)';
+    if (code === 'EACCES' || code === 'EPERM') return `permission denied (${code})`;
+    return `cannot read file: ${(e as Error).message}`;
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** Turn libvips' messages into one short, stable reason per kind of damage. */
+export function decodeReason(message: string): string {
+  const m = message.toLowerCase();
+  if (m.includes('pixel limit') || m.includes('exceeds pixel')) return `image too large: more than ${MAX_INPUT_PIXELS} pixels (decompression bomb?)`;
+  if (m.includes('unsupported image format')) return 'not an image: unsupported or unrecognised format';
+  if (m.includes('premature end') || m.includes('truncated') || m.includes('unexpected end') || m.includes('read error') || m.includes('incomplete')) return `truncated or corrupt image data (${firstLine(message)})`;
+  return `decode failed: ${firstLine(message)}`;
+}
+const firstLine = (s: string) => s.split('\n')[0]!.trim().slice(0, 200);
+
+/** Markup is never handed to libvips: SVG can reference URLs and local files, HTML is not an image. */
+function markupReason(buf: Buffer): string | undefined {
+  const head = buf.subarray(0, 4096).toString('utf8').replace(/^\uFEFF/, '').trimStart().toLowerCase();
+  if (!head.startsWith('<')) return undefined;
+  if (head.includes('<svg')) return 'SVG is not supported (vector images may reference external resources; rasterise it first)';
+  return `not an image: ${head.includes('<html') || head.includes('<!doctype html') ? 'HTML' : 'XML/markup'} content`;
+}
+
+/**
+ * Decode one file: EXIF orientation applied, first frame/page only, sRGB, alpha flattened on
+ * white, then the exact full-resolution RGB pixels are hashed and resized to size×size (fill:
+ * aspect changes from squeezing are undone by construction).
+ */
+export async function decodeImage(path: string, options: DecodeOptions): Promise<DecodeResult> {
+  const bytes = await readBounded(path);
+  if (typeof bytes === 'string') return fail(bytes);
+  const markup = markupReason(bytes);
+  if (markup) return fail(markup);
+  try {
+    const { data, info } = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', pages: 1, sequentialRead: true })
+      .rotate()
+      .toColourspace('srgb')
+      .flatten({ background: '#ffffff' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) return fail(`unexpected channel count ${info.channels} after conversion`);
+    const hash = createHash('sha1').update(`${info.width}x${info.height}:`).update(data).digest('hex');
+    let rgb: Uint8Array | undefined;
+    if (options.size > 0) {
+      const resized = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } })
+        .resize(options.size, options.size, { fit: 'fill', kernel: 'lanczos3' })
+        .raw()
+        .toBuffer();
+      rgb = new Uint8Array(resized.buffer, resized.byteOffset, resized.byteLength);
+    }
+    return { ok: true, hash, width: info.width, height: info.height, rgb };
+  } catch (e) {
+    return fail(decodeReason((e as Error).message));
+  }
+}
+
+/** A small JPEG thumbnail as a data: URI, for the HTML report. Undefined when the file is unreadable. */
+export async function thumbnailDataUri(path: string, side = 96): Promise<string | undefined> {
+  try {
+    const buf = await sharp(path, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1 })
+      .rotate()
+      .resize(side, side, { fit: 'inside' })
+      .flatten({ background: '#ffffff' })
+      .jpeg({ quality: 80 })
+      .toBuffer();
+    return `data:image/jpeg;base64,${buf.toString('base64')}`;
+  } catch {
+    return undefined;
+  }
+}

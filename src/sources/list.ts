@@ -1,0 +1,196 @@
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { lstat, opendir, realpath, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { ConfigError } from '../errors.js';
+
+/** Extensions we hand to the decoder; anything else in a folder is not an image and is ignored. */
+export const IMAGE_EXTENSIONS = Object.freeze(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.svg', '.bmp']);
+
+export type SourceKind = 'folder' | 'list' | 'glob';
+
+/** A source spec resolved once at the boundary: what to walk and how keys are formed. */
+export interface SourceSpec {
+  /** As the user wrote it; part of the catalog identity of the source. */
+  spec: string;
+  kind: SourceKind;
+  /** Keys are paths relative to this folder. */
+  root: string;
+  /** For lists: the file listing paths. For globs: the pattern relative to root. */
+  target?: string;
+}
+
+export interface ListedEntry { key: string; path: string; bytes: number; mtimeMs: number }
+export interface ListingError { key: string; path: string; error: string }
+export interface ListingPage { files: ListedEntry[]; errors: ListingError[] }
+
+const isGlob = (s: string) => /[*?[\]{}]/.test(s);
+const hasImageExtension = (name: string) => IMAGE_EXTENSIONS.includes(name.slice(name.lastIndexOf('.')).toLowerCase());
+
+/** Parse `list:<file>`, `glob:<pattern>`, a pattern with wildcards, a `.txt` list or a folder. */
+export function parseSource(spec: string, option = 'source'): SourceSpec {
+  if (spec.startsWith('list:') || (spec.endsWith('.txt') && !spec.startsWith('glob:'))) {
+    const file = spec.startsWith('list:') ? spec.slice(5) : spec;
+    if (!existsSync(file) || !statSync(file).isFile()) {
+      throw new ConfigError(`File list ${JSON.stringify(file)} for ${option} does not exist: give a file with one image path per line`, 'E_SOURCE');
+    }
+    return { spec, kind: 'list', root: dirname(file), target: file };
+  }
+  if (spec.startsWith('glob:') || isGlob(spec)) {
+    const pattern = spec.startsWith('glob:') ? spec.slice(5) : spec;
+    const parts = pattern.split('/');
+    const firstWild = parts.findIndex(isGlob);
+    const base = parts.slice(0, firstWild).join('/') || '.';
+    if (!existsSync(base) || !statSync(base).isDirectory()) {
+      throw new ConfigError(`The folder ${JSON.stringify(base)} before the wildcard in ${option} ${JSON.stringify(spec)} does not exist`, 'E_SOURCE');
+    }
+    return { spec, kind: 'glob', root: base, target: parts.slice(firstWild).join('/') };
+  }
+  if (!existsSync(spec)) {
+    throw new ConfigError(`Expected an existing folder, file list (.txt or list:<file>) or glob for ${option} but received ${JSON.stringify(spec)}, which does not exist`, 'E_SOURCE');
+  }
+  if (!statSync(spec).isDirectory()) {
+    throw new ConfigError(`${option} ${JSON.stringify(spec)} is a file: pass its folder, or a file list as list:${spec}`, 'E_SOURCE');
+  }
+  return { spec, kind: 'folder', root: spec.replace(/\/+$/, '') || '/' };
+}
+
+/** Translate a glob (`**`, `*`, `?`, `[...]`, `{a,b}`) into an anchored RegExp over `/` paths. */
+export function globToRegExp(pattern: string): RegExp {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*' && pattern[i + 1] === '*') {
+      re += pattern[i + 2] === '/' ? '(?:.*/)?' : '.*';
+      i += pattern[i + 2] === '/' ? 2 : 1;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i);
+      re += end > i ? pattern.slice(i, end + 1) : '\\[';
+      i = end > i ? end : i;
+    } else if (c === '{') {
+      const end = pattern.indexOf('}', i);
+      re += `(?:${pattern.slice(i + 1, end).split(',').map(escapeRe).join('|')})`;
+      i = end;
+    } else re += escapeRe(c);
+  }
+  return new RegExp(`^${re}$`);
+}
+const escapeRe = (s: string) => s.replace(/[.+^$()|\\]/g, '\\$&');
+
+const isInside = (root: string, p: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
+
+function validUtf8(name: Buffer): boolean {
+  return Buffer.from(name.toString('utf8'), 'utf8').equals(name);
+}
+
+interface WalkOptions { followLinks: boolean; pageSize: number }
+
+/**
+ * Walk a folder recursively, yielding pages of files. Symlinks are only followed inside the root
+ * (or anywhere with followLinks); loops and links that leave the root become listing errors, so
+ * nothing outside the source is ever read unless the user asked for it.
+ */
+async function* walkFolder(root: string, match: (key: string) => boolean, o: WalkOptions): AsyncGenerator<ListingPage> {
+  const realRoot = realpathSync(root);
+  const seenDirs = new Set<string>([realRoot]);
+  let page: ListingPage = { files: [], errors: [] };
+  const stack: string[] = [''];
+  while (stack.length > 0) {
+    const relDir = stack.pop()!;
+    const dir = await opendir(join(root, relDir), { encoding: 'buffer' as BufferEncoding }).catch((e: Error) => e);
+    if (dir instanceof Error) {
+      page.errors.push({ key: relDir, path: join(root, relDir), error: `cannot read folder: ${dir.message}` });
+      continue;
+    }
+    const names: Buffer[] = [];
+    for await (const entry of dir) names.push(entry.name as unknown as Buffer);
+    names.sort(Buffer.compare);
+    for (const raw of names) {
+      const name = raw.toString('utf8');
+      const key = relDir ? `${relDir}/${name}` : name;
+      const path = join(root, key);
+      if (!validUtf8(raw)) {
+        if (hasImageExtension(name)) page.errors.push({ key, path, error: `file name is not valid UTF-8 (bytes ${raw.toString('hex')}): rename the file to process it` });
+        continue;
+      }
+      const kind = await classify(path, realRoot, o.followLinks);
+      if (kind.type === 'dir') {
+        if (!seenDirs.has(kind.real)) {
+          seenDirs.add(kind.real);
+          stack.push(key);
+        }
+      } else if (kind.type === 'file') {
+        if (match(key)) page.files.push({ key, path, bytes: kind.bytes, mtimeMs: kind.mtimeMs });
+      } else if (kind.type === 'error' && hasImageExtension(name)) {
+        page.errors.push({ key, path, error: kind.error });
+      }
+      if (page.files.length + page.errors.length >= o.pageSize) {
+        yield page;
+        page = { files: [], errors: [] };
+      }
+    }
+    stack.sort().reverse();
+  }
+  if (page.files.length + page.errors.length > 0) yield page;
+}
+
+type Classified = { type: 'dir'; real: string } | { type: 'file'; bytes: number; mtimeMs: number } | { type: 'error'; error: string } | { type: 'other' };
+
+async function classify(path: string, realRoot: string, followLinks: boolean): Promise<Classified> {
+  try {
+    const l = await lstat(path);
+    if (l.isSymbolicLink()) {
+      let real: string;
+      try {
+        real = await realpath(path);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        return { type: 'error', error: code === 'ELOOP' ? 'symlink loop (not followed)' : `broken symlink (${code})` };
+      }
+      if (!followLinks && !isInside(realRoot, real)) {
+        return { type: 'error', error: 'symlink points outside the source root (not followed; pass --follow-links to follow)' };
+      }
+      const s = await stat(path);
+      if (s.isDirectory()) return { type: 'dir', real };
+      return s.isFile() ? { type: 'file', bytes: s.size, mtimeMs: s.mtimeMs } : { type: 'other' };
+    }
+    if (l.isDirectory()) return { type: 'dir', real: await realpath(path) };
+    if (l.isFile()) return { type: 'file', bytes: l.size, mtimeMs: l.mtimeMs };
+    return { type: 'other' };
+  } catch (e) {
+    return { type: 'error', error: `cannot stat: ${(e as Error).message}` };
+  }
+}
+
+async function* listFile(spec: SourceSpec, pageSize: number): AsyncGenerator<ListingPage> {
+  const lines = readFileSync(spec.target!, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  let page: ListingPage = { files: [], errors: [] };
+  for (const line of lines) {
+    const path = isAbsolute(line) ? line : join(spec.root, line);
+    const key = isAbsolute(line) ? relative(resolve(spec.root), line) : line;
+    try {
+      const s = await stat(path);
+      if (s.isFile()) page.files.push({ key, path, bytes: s.size, mtimeMs: s.mtimeMs });
+      else page.errors.push({ key, path, error: 'listed path is not a regular file' });
+    } catch (e) {
+      page.errors.push({ key, path, error: `listed file cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+    }
+    if (page.files.length + page.errors.length >= pageSize) {
+      yield page;
+      page = { files: [], errors: [] };
+    }
+  }
+  if (page.files.length + page.errors.length > 0) yield page;
+}
+
+/** Every image of a source, in a stable order, a page at a time. */
+export function listSource(spec: SourceSpec, options: { followLinks?: boolean; pageSize?: number } = {}): AsyncGenerator<ListingPage> {
+  const o = { followLinks: options.followLinks ?? false, pageSize: options.pageSize ?? 1000 };
+  if (spec.kind === 'list') return listFile(spec, o.pageSize);
+  if (spec.kind === 'glob') {
+    const re = globToRegExp(spec.target!);
+    return walkFolder(spec.root, (key) => re.test(key), o);
+  }
+  return walkFolder(spec.root, hasImageExtension, o);
+}

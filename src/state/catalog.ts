@@ -1,0 +1,240 @@
+import Database from 'better-sqlite3';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { StateError } from '../errors.js';
+import { acquireLock, type CatalogLock } from './lock.js';
+import { SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
+
+export type SourceRole = 'upstream' | 'downstream' | 'dataset';
+export type ImageStatus = 'pending' | 'ok' | 'error';
+
+export interface SourceRow { id: number; role: SourceRole; spec: string; root: string }
+export interface ListedFile { key: string; path: string; bytes: number; mtimeMs: number }
+export interface ImageRow {
+  id: number; source_id: number; key: string; path: string; bytes: number | null;
+  hash: string | null; width: number | null; height: number | null; status: ImageStatus; error: string | null;
+}
+export interface WorkItem { id: number; path: string; hash: string | null; status: ImageStatus }
+export interface DecodedResult { id: number; hash: string; width: number; height: number }
+export interface FailedResult { id: number; error: string }
+export interface EmbeddingRow { hash: string; views: number; vectors: Float32Array }
+export interface MatchRow {
+  upstreamId: number; downstreamId: number; score: number; view: number;
+  kind: 'exact' | 'embedding'; decision: 'match' | 'below-threshold'; reason: string;
+}
+
+export interface OpenOptions {
+  /** How long to wait for another run holding the catalog, in ms (0: refuse at once). */
+  waitMs?: number;
+  /** Open read-only without a lock (reports, status). */
+  readonly?: boolean;
+}
+
+const toBlob = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+const fromBlob = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(',');
+
+/**
+ * The catalog: the only source of truth between stages. Every write that finishes a unit of work
+ * goes through one transaction together with its progress marker, so a SIGKILL at any moment
+ * leaves either the whole unit or none of it.
+ */
+export class Catalog {
+  readonly path: string;
+  readonly db: Database.Database;
+  private readonly lock: CatalogLock | undefined;
+
+  private constructor(path: string, db: Database.Database, lock: CatalogLock | undefined) {
+    this.path = path;
+    this.db = db;
+    this.lock = lock;
+  }
+
+  static open(path: string, options: OpenOptions = {}): Catalog {
+    const abs = resolve(path);
+    if (options.readonly && !existsSync(abs)) {
+      throw new StateError(`No catalog at ${abs}: run \`neardup scan\` or \`neardup audit\` with --db ${path} first`, 'E_NO_CATALOG');
+    }
+    mkdirSync(dirname(abs), { recursive: true });
+    const lock = options.readonly ? undefined : acquireLock(abs, options.waitMs ?? 0);
+    let db: Database.Database;
+    try {
+      db = new Database(abs, { readonly: options.readonly ?? false, timeout: 10_000 });
+      if (!options.readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+      }
+      db.pragma('foreign_keys = ON');
+      const catalog = new Catalog(abs, db, lock);
+      if (!options.readonly) catalog.migrate();
+      else catalog.checkVersion();
+      return catalog;
+    } catch (error) {
+      lock?.release();
+      if (error instanceof StateError) throw error;
+      throw new StateError(`Cannot open catalog ${abs}: ${(error as Error).message}. Is it a neardup catalog (SQLite file)? Use another --db or delete the broken file.`, 'E_CATALOG', { cause: error });
+    }
+  }
+
+  private storedVersion(): number | undefined {
+    const hasMeta = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").get();
+    if (!hasMeta) return undefined;
+    const row = this.db.prepare("SELECT value FROM meta WHERE key='schema_version'").get() as { value: string } | undefined;
+    return row ? Number(row.value) : undefined;
+  }
+
+  private checkVersion(): void {
+    const version = this.storedVersion();
+    if (version !== undefined && version > SCHEMA_VERSION) {
+      throw new StateError(`Catalog ${this.path} was written by a newer neardup (schema ${version}, this one reads up to ${SCHEMA_VERSION}). Upgrade neardup or use another --db.`, 'E_SCHEMA_NEWER');
+    }
+  }
+
+  private migrate(): void {
+    this.checkVersion();
+    this.db.transaction(() => {
+      this.db.exec(SCHEMA_SQL);
+      this.db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(SCHEMA_VERSION));
+    }).immediate();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+    this.lock?.release();
+  }
+
+  // --- sources and listing -------------------------------------------------------------------
+
+  upsertSource(role: SourceRole, spec: string, root: string): number {
+    this.db.prepare('INSERT INTO sources(role, spec, root) VALUES (?, ?, ?) ON CONFLICT(role, spec) DO UPDATE SET root = excluded.root').run(role, spec, root);
+    return (this.db.prepare('SELECT id FROM sources WHERE role = ? AND spec = ?').get(role, spec) as { id: number }).id;
+  }
+
+  sources(ids?: number[]): SourceRow[] {
+    if (!ids) return this.db.prepare('SELECT * FROM sources ORDER BY id').all() as SourceRow[];
+    return this.db.prepare(`SELECT * FROM sources WHERE id IN (${placeholders(ids.length)}) ORDER BY id`).all(...ids) as SourceRow[];
+  }
+
+  /** Record listed files; a file whose size or mtime changed since it was decoded goes back to pending. */
+  recordListed(sourceId: number, files: ListedFile[]): void {
+    const upsert = this.db.prepare(`
+      INSERT INTO images(source_id, key, path, bytes, mtime_ms) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT(source_id, key) DO UPDATE SET
+        path = excluded.path,
+        status = CASE WHEN images.bytes IS excluded.bytes AND images.mtime_ms IS excluded.mtime_ms THEN images.status ELSE 'pending' END,
+        hash = CASE WHEN images.bytes IS excluded.bytes AND images.mtime_ms IS excluded.mtime_ms THEN images.hash ELSE NULL END,
+        error = CASE WHEN images.bytes IS excluded.bytes AND images.mtime_ms IS excluded.mtime_ms THEN images.error ELSE NULL END,
+        bytes = excluded.bytes, mtime_ms = excluded.mtime_ms`);
+    this.db.transaction(() => {
+      for (const f of files) upsert.run(sourceId, f.key, f.path, f.bytes, f.mtimeMs);
+    }).immediate();
+  }
+
+  /** Files listed but unusable before decoding (unreadable, symlink outside root, ...). */
+  recordListingErrors(sourceId: number, failures: { key: string; path: string; error: string }[]): void {
+    const upsert = this.db.prepare(`
+      INSERT INTO images(source_id, key, path, status, error) VALUES (?, ?, ?, 'error', ?)
+      ON CONFLICT(source_id, key) DO UPDATE SET status = 'error', error = excluded.error, hash = NULL`);
+    this.db.transaction(() => {
+      for (const f of failures) upsert.run(sourceId, f.key, f.path, f.error);
+    }).immediate();
+  }
+
+  // --- decode and embed ----------------------------------------------------------------------
+
+  /** Images of these sources still lacking a decode, or an embedding with at least `views` views. */
+  embedWork(sourceIds: number[], modelId: string, views: number, afterId: number, limit: number): WorkItem[] {
+    return this.db.prepare(`
+      SELECT i.id, i.path, i.hash, i.status FROM images i
+      WHERE i.source_id IN (${placeholders(sourceIds.length)}) AND i.id > ? AND i.status != 'error'
+        AND (i.status = 'pending' OR NOT EXISTS (
+          SELECT 1 FROM embeddings e WHERE e.hash = i.hash AND e.model_id = ? AND e.views >= ?))
+      ORDER BY i.id LIMIT ?`).all(...sourceIds, afterId, modelId, views, limit) as WorkItem[];
+  }
+
+  /** Images of these sources not decoded yet (scan without a model). */
+  decodeWork(sourceIds: number[], afterId: number, limit: number): WorkItem[] {
+    return this.db.prepare(`
+      SELECT id, path, hash, status FROM images
+      WHERE source_id IN (${placeholders(sourceIds.length)}) AND id > ? AND status = 'pending'
+      ORDER BY id LIMIT ?`).all(...sourceIds, afterId, limit) as WorkItem[];
+  }
+
+  /** Which of these hashes already have an embedding with at least `views` views. */
+  embeddedHashes(hashes: string[], modelId: string, views: number): Set<string> {
+    const found = new Set<string>();
+    const stmt = this.db.prepare('SELECT 1 FROM embeddings WHERE hash = ? AND model_id = ? AND views >= ?');
+    for (const h of hashes) if (stmt.get(h, modelId, views)) found.add(h);
+    return found;
+  }
+
+  /** One unit of decode/embed work, committed together. */
+  commitDecoded(decoded: DecodedResult[], failed: FailedResult[], modelId: string | undefined, embeddings: EmbeddingRow[]): void {
+    const ok = this.db.prepare("UPDATE images SET status = 'ok', error = NULL, hash = ?, width = ?, height = ? WHERE id = ?");
+    const bad = this.db.prepare("UPDATE images SET status = 'error', error = ?, hash = NULL WHERE id = ?");
+    const emb = this.db.prepare(`INSERT INTO embeddings(hash, model_id, views, vectors) VALUES (?, ?, ?, ?)
+      ON CONFLICT(hash, model_id) DO UPDATE SET views = excluded.views, vectors = excluded.vectors WHERE excluded.views > embeddings.views`);
+    this.db.transaction(() => {
+      for (const d of decoded) ok.run(d.hash, d.width, d.height, d.id);
+      for (const f of failed) bad.run(f.error, f.id);
+      if (modelId) for (const e of embeddings) emb.run(e.hash, modelId, e.views, toBlob(e.vectors));
+    }).immediate();
+  }
+
+  /** Stream (id, hash, vectors) of ok images of these sources in id order, `limit` at a time. */
+  embeddingsPage(sourceIds: number[], modelId: string, afterId: number, limit: number): { id: number; hash: string; views: number; vectors: Float32Array }[] {
+    const rows = this.db.prepare(`
+      SELECT i.id, i.hash, e.views, e.vectors FROM images i
+      JOIN embeddings e ON e.hash = i.hash AND e.model_id = ?
+      WHERE i.source_id IN (${placeholders(sourceIds.length)}) AND i.status = 'ok' AND i.id > ?
+      ORDER BY i.id LIMIT ?`).all(modelId, ...sourceIds, afterId, limit) as { id: number; hash: string; views: number; vectors: Buffer }[];
+    return rows.map((r) => ({ ...r, vectors: fromBlob(r.vectors) }));
+  }
+
+  // --- match ---------------------------------------------------------------------------------
+
+  matchState(modelId: string): { fingerprint: string; last_upstream_id: number; done: number } | undefined {
+    return this.db.prepare('SELECT fingerprint, last_upstream_id, done FROM match_state WHERE model_id = ?').get(modelId) as
+      { fingerprint: string; last_upstream_id: number; done: number } | undefined;
+  }
+
+  resetMatches(modelId: string, fingerprint: string): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM matches WHERE model_id = ?').run(modelId);
+      this.db.prepare(`INSERT INTO match_state(model_id, fingerprint, last_upstream_id, done) VALUES (?, ?, 0, 0)
+        ON CONFLICT(model_id) DO UPDATE SET fingerprint = excluded.fingerprint, last_upstream_id = 0, done = 0`).run(modelId, fingerprint);
+    }).immediate();
+  }
+
+  /** Candidates of one page of upstream queries plus the resume point, atomically. */
+  commitMatches(modelId: string, rows: MatchRow[], lastUpstreamId: number, done: boolean): void {
+    const insert = this.db.prepare(`INSERT INTO matches(model_id, upstream_id, downstream_id, score, view, kind, decision, reason)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(model_id, upstream_id, downstream_id) DO UPDATE SET
+      score = excluded.score, view = excluded.view, kind = excluded.kind, decision = excluded.decision, reason = excluded.reason`);
+    this.db.transaction(() => {
+      for (const r of rows) insert.run(modelId, r.upstreamId, r.downstreamId, r.score, r.view, r.kind, r.decision, r.reason);
+      this.db.prepare('UPDATE match_state SET last_upstream_id = ?, done = ? WHERE model_id = ?').run(lastUpstreamId, done ? 1 : 0, modelId);
+    }).immediate();
+  }
+
+  /** Pairs of ok images with identical decoded pixels across the two sides: found with no model. */
+  exactPairs(upstreamIds: number[], downstreamIds: number[]): { upstreamId: number; downstreamId: number }[] {
+    return this.db.prepare(`
+      SELECT u.id AS upstreamId, d.id AS downstreamId FROM images u JOIN images d ON u.hash = d.hash
+      WHERE u.source_id IN (${placeholders(upstreamIds.length)}) AND d.source_id IN (${placeholders(downstreamIds.length)})
+        AND u.status = 'ok' AND d.status = 'ok' ORDER BY u.id, d.id`).all(...upstreamIds, ...downstreamIds) as { upstreamId: number; downstreamId: number }[];
+  }
+
+  // --- runs ----------------------------------------------------------------------------------
+
+  startRun(command: string, config: unknown, versions: unknown): number {
+    const info = this.db.prepare("INSERT INTO runs(command, started_at, status, config, versions) VALUES (?, ?, 'running', ?, ?)")
+      .run(command, new Date().toISOString(), JSON.stringify(config), JSON.stringify(versions));
+    return Number(info.lastInsertRowid);
+  }
+
+  finishRun(id: number, status: 'finished' | 'failed', timings: unknown): void {
+    this.db.prepare('UPDATE runs SET finished_at = ?, status = ?, timings = ? WHERE id = ?')
+      .run(new Date().toISOString(), status, JSON.stringify(timings), id);
+  }
+}

@@ -1,0 +1,73 @@
+import type { Catalog, SourceRow } from './catalog.js';
+
+/** Read-side views of the catalog that the purge and report stages share. */
+
+const ph = (n: number) => Array.from({ length: n }, () => '?').join(',');
+
+export interface CandidateView {
+  upstreamId: number; upstream: string; downstreamId: number; downstream: string; downstreamSourceId: number;
+  score: number; view: number; kind: 'exact' | 'embedding'; decision: 'match' | 'below-threshold'; reason: string;
+}
+
+/** Every stored candidate between these sides, best first, ties broken by path for stable output. */
+export function candidates(catalog: Catalog, modelId: string, upIds: number[], downIds: number[]): CandidateView[] {
+  return catalog.db.prepare(`
+    SELECT m.upstream_id AS upstreamId, u.path AS upstream, m.downstream_id AS downstreamId, d.path AS downstream,
+           d.source_id AS downstreamSourceId, m.score, m.view, m.kind, m.decision, m.reason
+    FROM matches m JOIN images u ON u.id = m.upstream_id JOIN images d ON d.id = m.downstream_id
+    WHERE m.model_id = ? AND u.source_id IN (${ph(upIds.length)}) AND d.source_id IN (${ph(downIds.length)})
+    ORDER BY m.score DESC, u.path, d.path`).all(modelId, ...upIds, ...downIds) as CandidateView[];
+}
+
+/** Decided matches reduced to one row per upstream image: its best match (what removed.csv lists). */
+export function removals(all: CandidateView[]): CandidateView[] {
+  const best = new Map<number, CandidateView>();
+  for (const c of all) if (c.decision === 'match' && !best.has(c.upstreamId)) best.set(c.upstreamId, c);
+  return [...best.values()].sort((a, b) => (a.upstream < b.upstream ? -1 : a.upstream > b.upstream ? 1 : 0));
+}
+
+/** Paths of usable upstream images, in path order, a page at a time (for keep.txt). */
+export function* okPaths(catalog: Catalog, sourceIds: number[]): Generator<{ id: number; path: string }> {
+  const stmt = catalog.db.prepare(`SELECT id, path FROM images WHERE source_id IN (${ph(sourceIds.length)}) AND status = 'ok' AND path > ? ORDER BY path LIMIT 5000`);
+  let after = '';
+  for (;;) {
+    const rows = stmt.all(...sourceIds, after) as { id: number; path: string }[];
+    if (rows.length === 0) return;
+    yield* rows;
+    after = rows[rows.length - 1]!.path;
+  }
+}
+
+export interface SourceCounts { source: SourceRow; images: number; ok: number; errors: number; pending: number }
+
+export function sourceCounts(catalog: Catalog, ids: number[]): SourceCounts[] {
+  return catalog.sources(ids).map((source) => {
+    const c = catalog.db.prepare(`SELECT COUNT(*) AS images, SUM(status = 'ok') AS ok, SUM(status = 'error') AS errors, SUM(status = 'pending') AS pending
+      FROM images WHERE source_id = ?`).get(source.id) as { images: number; ok: number | null; errors: number | null; pending: number | null };
+    return { source, images: c.images, ok: c.ok ?? 0, errors: c.errors ?? 0, pending: c.pending ?? 0 };
+  });
+}
+
+export interface ErrorRow { path: string; source: string; role: string; error: string }
+
+export function errorRows(catalog: Catalog, ids: number[]): ErrorRow[] {
+  return catalog.db.prepare(`SELECT i.path, s.spec AS source, s.role, i.error FROM images i JOIN sources s ON s.id = i.source_id
+    WHERE i.source_id IN (${ph(ids.length)}) AND i.status = 'error' ORDER BY s.id, i.path`).all(...ids) as ErrorRow[];
+}
+
+/** Group reasons: details after the first parenthesis or colon vary per file, the kind does not. */
+export function reasonKind(error: string): string {
+  return error.replace(/\s*\(.*$/s, '').replace(/:\s.*$/s, '').trim();
+}
+
+export function errorsByReason(rows: ErrorRow[]): { reason: string; count: number; examples: string[] }[] {
+  const groups = new Map<string, { reason: string; count: number; examples: string[] }>();
+  for (const r of rows) {
+    const kind = reasonKind(r.error);
+    const g = groups.get(kind) ?? { reason: kind, count: 0, examples: [] };
+    g.count++;
+    if (g.examples.length < 5) g.examples.push(r.path);
+    groups.set(kind, g);
+  }
+  return [...groups.values()].sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1));
+}

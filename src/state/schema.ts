@@ -1,0 +1,78 @@
+/**
+ * The catalog schema. One SQLite file holds every stage's state so that any stage can be re-run
+ * alone and a killed run resumes where it stopped. Bump SCHEMA_VERSION with every change and add
+ * a migration step; a catalog written by a newer neardup is refused, never guessed at.
+ */
+export const SCHEMA_VERSION = 1;
+
+export const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS sources (
+  id INTEGER PRIMARY KEY,
+  role TEXT NOT NULL CHECK (role IN ('upstream', 'downstream', 'dataset')),
+  spec TEXT NOT NULL,
+  root TEXT NOT NULL,
+  UNIQUE (role, spec)
+);
+
+-- status: pending (listed, not decoded yet) | ok | error (reason in error)
+CREATE TABLE IF NOT EXISTS images (
+  id INTEGER PRIMARY KEY,
+  source_id INTEGER NOT NULL REFERENCES sources(id),
+  key TEXT NOT NULL,
+  path TEXT NOT NULL,
+  bytes INTEGER,
+  mtime_ms REAL,
+  hash TEXT,
+  width INTEGER,
+  height INTEGER,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'ok', 'error')),
+  error TEXT,
+  UNIQUE (source_id, key)
+);
+CREATE INDEX IF NOT EXISTS images_hash ON images (hash);
+CREATE INDEX IF NOT EXISTS images_source_status ON images (source_id, status, id);
+
+-- Embeddings are keyed by decoded-pixel hash: exact duplicates are embedded once.
+-- vectors holds 'views' consecutive float32 descriptors (view 0 = the image as it is).
+CREATE TABLE IF NOT EXISTS embeddings (
+  hash TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  views INTEGER NOT NULL,
+  vectors BLOB NOT NULL,
+  PRIMARY KEY (hash, model_id)
+) WITHOUT ROWID;
+
+-- Candidates above the floor for one model; decision/reason follow the current threshold.
+CREATE TABLE IF NOT EXISTS matches (
+  model_id TEXT NOT NULL,
+  upstream_id INTEGER NOT NULL REFERENCES images(id),
+  downstream_id INTEGER NOT NULL REFERENCES images(id),
+  score REAL NOT NULL,
+  view INTEGER NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('exact', 'embedding')),
+  decision TEXT NOT NULL CHECK (decision IN ('match', 'below-threshold')),
+  reason TEXT NOT NULL,
+  PRIMARY KEY (model_id, upstream_id, downstream_id)
+) WITHOUT ROWID;
+
+-- Resume point of the match stage; a different fingerprint (model, index, sources, k, floor) restarts it.
+CREATE TABLE IF NOT EXISTS match_state (
+  model_id TEXT PRIMARY KEY,
+  fingerprint TEXT NOT NULL,
+  last_upstream_id INTEGER NOT NULL,
+  done INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY,
+  command TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  status TEXT NOT NULL,
+  config TEXT NOT NULL,
+  versions TEXT NOT NULL,
+  timings TEXT
+);
+`;
