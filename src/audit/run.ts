@@ -7,6 +7,8 @@ import { writePurgePlan, type PurgeResult, type PurgeSelection } from '../purge/
 import { writeReport, type Summary } from '../report/write.js';
 import { SILENT, type Progress } from '../util/progress-types.js';
 import { VERSION } from '../version.js';
+import { ConfigError } from '../errors.js';
+import { parseSource } from '../sources/list.js';
 import { listSources, openSession, sourceIdsFor, versions, type Session } from './session.js';
 
 export interface RunHooks { progress?: Progress }
@@ -85,6 +87,7 @@ async function outputs(s: Session, sel: PurgeSelection, timings: Timings, runtim
  */
 export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<AuditResult> {
   const options = resolveOptions(raw, { out: true });
+  requireSides(options);
   const p = hooks.progress ?? SILENT;
   return withSession('audit', options, async (s, timings) => {
     const upIds = await timed(timings, 'list', async () => {
@@ -100,6 +103,14 @@ export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<Audi
     const { summary } = await outputs(s, { modelId: s.model.id, upstreamIds: upIds, downstreamIds: downIds }, timings, runtime.name);
     return { summary, matched: summary.counts.removed, outDir: options.out };
   });
+}
+
+/** Fail before touching the catalog when a side is missing or a source does not exist. */
+function requireSides(options: ResolvedOptions): void {
+  for (const role of ['upstream', 'downstream'] as const) {
+    if (options[role].length === 0) throw new ConfigError(`Missing --${role} <source>: audit needs at least one ${role} folder, file list or glob`, 'E_CONFIG');
+    for (const spec of options[role]) parseSource(spec, `--${role}`);
+  }
 }
 
 /** Stage `scan`: list sources and decode every image (hash, size, errors); no model. */

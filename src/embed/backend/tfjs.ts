@@ -309,7 +309,6 @@ function disposeAll(value: unknown): void {
  * backend runs single-threaded in Node.
  */
 export async function createTfjsRuntime(model: LoadedModel, opts: RuntimeOptions): Promise<EmbedRuntime> {
-  void opts;
   checkArchitecture(model);
   const arch = model.card.architecture;
   const params = await readModelParameters(model.weightsPath);

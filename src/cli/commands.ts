@@ -1,0 +1,126 @@
+import { EXIT } from '../errors.js';
+import type { RawOptions } from '../config/options.js';
+import type { Summary } from '../report/write.js';
+import { createProgress } from './progress.js';
+import { FLAGS, helpText, parseFlags, type FlagSpec } from './flags.js';
+
+/** Where a command writes; injected so tests can run commands in-process. */
+export interface CommandIO {
+  stdout(s: string): void;
+  stderr(s: string): void;
+  isTTY: boolean;
+}
+
+export interface Command {
+  summary: string;
+  run(argv: string[], io: CommandIO): Promise<number>;
+}
+
+const F = FLAGS;
+const COMMON: FlagSpec[] = [F.db, F.model, F.runtime, F.wait, F.quiet, F.help];
+const SIDES: FlagSpec[] = [F.upstream, F.downstream];
+const MATCHING: FlagSpec[] = [F.threshold, F.floor, F.k];
+const DECODE: FlagSpec[] = [F.concurrency, F.batchSize, F.threads, F.followLinks];
+
+const progressFor = (o: RawOptions, io: CommandIO) => createProgress({ enabled: io.isTTY && !o.quiet });
+
+function printSummary(summary: Summary, o: RawOptions, io: CommandIO, outDir: string): void {
+  if (o.json) {
+    io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
+    return;
+  }
+  const c = summary.counts;
+  io.stdout(
+    `upstream ${c.upstream} images (${c.upstreamOk} ok), downstream ${c.downstream} (${c.downstreamOk} ok), ${c.errors} unreadable\n` +
+      `${c.removed} upstream images match a downstream image at threshold ${summary.threshold} (${c.exactDuplicates} exact pixel duplicates); ${c.kept} kept\n` +
+      `outputs in ${outDir}: matches.csv candidates.csv keep.txt removed.csv errors.csv summary.json report.html\n`,
+  );
+}
+
+/** A command built from its flag list: --help handled, flags parsed, then the action. */
+function command(name: string, usage: string, summary: string, flags: FlagSpec[], positionals: boolean,
+  action: (o: RawOptions & Record<string, unknown>, positionals: string[], io: CommandIO) => Promise<number>): Command {
+  return {
+    summary,
+    async run(argv, io) {
+      const parsed = parseFlags(name, argv, flags, positionals);
+      if (parsed.help) {
+        io.stdout(helpText(usage, summary, flags));
+        return EXIT.ok;
+      }
+      return action(parsed.options, parsed.positionals, io);
+    },
+  };
+}
+
+const audit = command('audit', 'neardup audit --upstream <source>... --downstream <source>... --out <dir> [options]',
+  'The whole decontamination chain: list, decode and embed both sides, index the downstream views, match every upstream image, write the purge plan and report.',
+  [...SIDES, F.out, ...MATCHING, ...DECODE, F.failOnMatch, F.json, ...COMMON], false,
+  async (o, _p, io) => {
+    const { audit: run } = await import('../audit/run.js');
+    const result = await run(o, { progress: progressFor(o, io) });
+    printSummary(result.summary, o, io, result.outDir);
+    return o.failOnMatch && result.matched > 0 ? EXIT.matchFound : EXIT.ok;
+  });
+
+const scan = command('scan', 'neardup scan --upstream <source>... --downstream <source>... [--db <file>]',
+  'List the sources into the catalog and decode every image once: size, decoded-pixel hash (exact duplicates), and the reason for any file that cannot be read.',
+  [...SIDES, F.out, F.concurrency, F.followLinks, F.json, ...COMMON], false,
+  async (o, _p, io) => {
+    const { scan: run } = await import('../audit/run.js');
+    const r = await run(o, { progress: progressFor(o, io) });
+    io.stdout(o.json ? `${JSON.stringify(r)}\n` : `${r.decoded} images decoded, ${r.failed} unreadable\n`);
+    return EXIT.ok;
+  });
+
+const embed = command('embed', 'neardup embed [--upstream <source>...] [--downstream <source>...] [--db <file>] [--model <dir>]',
+  'Embed every catalogued image that lacks an embedding for this model (downstream in 8 views). Sources default to all in the catalog.',
+  [...SIDES, F.out, ...DECODE, F.json, ...COMMON], false,
+  async (o, _p, io) => {
+    const { embed: run } = await import('../audit/run.js');
+    const r = await run(o, { progress: progressFor(o, io) });
+    io.stdout(o.json ? `${JSON.stringify(r)}\n` : `downstream: ${r.downstream.embedded} embedded, ${r.downstream.failed} failed; upstream: ${r.upstream.embedded} embedded, ${r.upstream.reused} reused, ${r.upstream.failed} failed\n`);
+    return EXIT.ok;
+  });
+
+const index = command('index', 'neardup index [--downstream <source>...] [--db <file>] [--model <dir>]',
+  'Build the HNSW index over the downstream views and save it beside the catalog (reused while nothing changed).',
+  [F.downstream, F.out, F.json, ...COMMON], false,
+  async (o, _p, io) => {
+    const { index: run } = await import('../audit/run.js');
+    const r = await run(o, { progress: progressFor(o, io) });
+    io.stdout(o.json ? `${JSON.stringify(r)}\n` : `index of ${r.images} downstream images (${r.vectors} views) ${r.reused ? 'reused' : 'built'}: ${r.path}\n`);
+    return EXIT.ok;
+  });
+
+const match = command('match', 'neardup match [--upstream <source>...] [--downstream <source>...] [--threshold <x>] [--db <file>]',
+  'Query every upstream embedding against the downstream index and decide at the threshold. A new threshold alone re-decides without searching again.',
+  [...SIDES, F.out, ...MATCHING, F.json, ...COMMON], false,
+  async (o, _p, io) => {
+    const { match: run } = await import('../audit/run.js');
+    const r = await run(o, { progress: progressFor(o, io) });
+    io.stdout(o.json ? `${JSON.stringify(r)}\n` : `${r.queried} upstream images queried; ${r.candidates} candidates, ${r.matches} matches (${r.exact} exact)\n`);
+    return EXIT.ok;
+  });
+
+const report = command('report', 'neardup report --out <dir> [--threshold <x>] [--db <file>]',
+  'Write matches.csv, candidates.csv, keep.txt, removed.csv, errors.csv, summary.json and report.html from the catalog.',
+  [...SIDES, F.out, ...MATCHING, F.failOnMatch, F.json, ...COMMON], false,
+  async (o, _p, io) => {
+    const { report: run } = await import('../audit/run.js');
+    const summary = await run(o);
+    printSummary(summary, o, io, o.out!);
+    return o.failOnMatch && summary.counts.removed > 0 ? EXIT.matchFound : EXIT.ok;
+  });
+
+const purge = command('purge', 'neardup purge --out <dir> [--threshold <x>] [--db <file>]',
+  'Write the purge plan (keep.txt, removed.csv) from the catalog. Nothing is moved or deleted.',
+  [...SIDES, F.out, ...MATCHING, F.json, ...COMMON], false,
+  async (o, _p, io) => {
+    const { report: run } = await import('../audit/run.js');
+    const summary = await run(o);
+    io.stdout(o.json ? `${JSON.stringify({ kept: summary.counts.kept, removed: summary.counts.removed })}\n` : `${summary.counts.removed} to remove, ${summary.counts.kept} to keep: ${o.out}/keep.txt, ${o.out}/removed.csv\n`);
+    return EXIT.ok;
+  });
+
+export const COMMANDS: Record<string, Command> = { audit, scan, embed, index, match, purge, report };

@@ -1,0 +1,67 @@
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../errors.js';
+import { KEEP_POLICIES, RUNTIME_NAMES, type RawOptions } from '../config/options.js';
+
+/** One flag: its description, its argument (absent for booleans) and where it goes in RawOptions. */
+export interface FlagSpec {
+  name: string;
+  key: keyof RawOptions | 'help' | 'apply' | 'to' | 'write-card' | 'sample' | 'distractors' | 'seed' | 'undo';
+  description: string;
+  argument?: string;
+  multiple?: boolean;
+  short?: string;
+}
+
+const f = (name: string, key: FlagSpec['key'], description: string, argument?: string, extra: Partial<FlagSpec> = {}): FlagSpec => ({ name, key, description, argument, ...extra });
+
+/** Every flag neardup knows; each command picks the ones it accepts. */
+export const FLAGS = {
+  upstream: f('upstream', 'upstream', 'upstream source (pretraining data): folder, list:<file>, <file>.txt or glob; repeatable', '<source>', { multiple: true }),
+  downstream: f('downstream', 'downstream', 'downstream source (test set): folder, list:<file>, <file>.txt or glob; repeatable', '<source>', { multiple: true }),
+  out: f('out', 'out', 'output folder (matches.csv, candidates.csv, keep.txt, removed.csv, summary.json, report.html)', '<dir>'),
+  db: f('db', 'db', 'catalog file (SQLite); default <out>/neardup.db', '<file>'),
+  model: f('model', 'model', 'model folder with card.json and model.onnx; default the bundled models/neardup-vit-s8', '<dir>'),
+  runtime: f('runtime', 'runtime', `inference runtime: ${RUNTIME_NAMES.join(' | ')} (default onnx)`, '<name>'),
+  threshold: f('threshold', 'threshold', "cosine at or above which an upstream image is a near-duplicate; default the model card's calibrated value", '<x>'),
+  floor: f('floor', 'floor', 'lowest cosine still recorded as a candidate; default threshold - 0.15', '<x>'),
+  k: f('k', 'k', 'downstream images examined per upstream query (default 10)', '<n>'),
+  concurrency: f('concurrency', 'concurrency', 'images decoded at once (default 2 × cores)', '<n>'),
+  batchSize: f('batch-size', 'batchSize', 'model inputs per inference batch (default 64)', '<n>'),
+  threads: f('threads', 'threads', 'inference threads (default: number of cores)', '<n>'),
+  wait: f('wait', 'wait', 'seconds to wait for another run holding the catalog (default 0: refuse at once)', '<s>'),
+  followLinks: f('follow-links', 'followLinks', 'follow symlinks that leave a source folder (default: record them as skipped)'),
+  failOnMatch: f('fail-on-match', 'failOnMatch', 'exit 11 when any upstream image matched (for CI gates)'),
+  json: f('json', 'json', 'print the summary as JSON on stdout'),
+  quiet: f('quiet', 'quiet', 'no progress bars or messages on stderr', undefined, { short: 'q' }),
+  keep: f('keep', 'keep', `which image of a group dedup keeps: ${Object.keys(KEEP_POLICIES).join(' | ')} (default largest)`, '<policy>'),
+  help: f('help', 'help', 'show this help', undefined, { short: 'h' }),
+} satisfies Record<string, FlagSpec>;
+
+export type FlagName = keyof typeof FLAGS;
+
+export interface ParsedCommand { options: RawOptions & Record<string, unknown>; positionals: string[]; help: boolean }
+
+/** Parse argv for one command; unknown flags and missing values become ConfigError (exit 2). */
+export function parseFlags(command: string, argv: string[], accepted: FlagSpec[], positionals: boolean): ParsedCommand {
+  const config: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
+  for (const spec of accepted) config[spec.name] = { type: spec.argument ? 'string' : 'boolean', ...(spec.multiple ? { multiple: true } : {}), ...(spec.short ? { short: spec.short } : {}) };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: config, allowPositionals: positionals, strict: true });
+  } catch (error) {
+    const message = (error as Error).message.replace(/\. To specify a positional.*$/s, '');
+    throw new ConfigError(`${message}. Run \`neardup ${command} --help\` for the flags it takes.`, 'E_FLAG', { cause: error });
+  }
+  const options: Record<string, unknown> = {};
+  for (const spec of accepted) {
+    const value = parsed.values[spec.name];
+    if (value !== undefined) options[spec.key] = value;
+  }
+  return { options: options as ParsedCommand['options'], positionals: parsed.positionals, help: options.help === true };
+}
+
+export function helpText(usage: string, summary: string, accepted: FlagSpec[]): string {
+  const rows = accepted.map((s) => [`${s.short ? `-${s.short}, ` : '    '}--${s.name}${s.argument ? ` ${s.argument}` : ''}`, s.description] as const);
+  const width = Math.max(...rows.map(([l]) => l.length)) + 2;
+  return `Usage: ${usage}\n\n${summary}\n\nOptions:\n${rows.map(([l, d]) => `  ${l.padEnd(width)}${d}`).join('\n')}\n`;
+}
