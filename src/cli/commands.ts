@@ -1,4 +1,4 @@
-import { EXIT } from '../errors.js';
+import { ConfigError, EXIT } from '../errors.js';
 import type { RawOptions } from '../config/options.js';
 import type { Summary } from '../report/write.js';
 import { createProgress } from './progress.js';
@@ -123,4 +123,45 @@ const purge = command('purge', 'neardup purge --out <dir> [--threshold <x>] [--d
     return EXIT.ok;
   });
 
-export const COMMANDS: Record<string, Command> = { audit, scan, embed, index, match, purge, report };
+const dedup = command('dedup', 'neardup dedup <source>... --out <dir> [--keep largest|largest-file|first] [--threshold <x>]',
+  'Near-duplicate groups within one dataset: one keeper per group by the keep policy; every duplicate is directly similar to its keeper (no chaining).',
+  [F.out, F.keep, F.threshold, F.k, ...DECODE, F.json, ...COMMON], true,
+  async (o, positionals, io) => {
+    const { dedup: run } = await import('../dedup/run.js');
+    const r = await run({ ...o, sources: positionals }, { progress: progressFor(o, io) });
+    const brief = { images: r.images, groups: r.groups.length, removed: r.removed, kept: r.kept, errors: r.errors, threshold: r.threshold };
+    io.stdout(o.json ? `${JSON.stringify(brief, null, 2)}\n` : `${r.images} images: ${r.groups.length} groups of near-duplicates, ${r.removed} to remove, ${r.kept} kept (threshold ${r.threshold}); see ${r.outDir}/groups.csv\n`);
+    return EXIT.ok;
+  });
+
+const run = command('run', 'neardup run pipelines/<name>.yaml [--json] [-q]',
+  'Run a declarative pipeline file (command: audit or dedup, plus its options; paths relative to the file).',
+  [F.json, F.quiet, F.help], true,
+  async (o, positionals, io) => {
+    if (positionals.length !== 1) throw new ConfigError(`Expected one pipeline file for run but received ${positionals.length}: neardup run pipelines/decontaminate.yaml`, 'E_CONFIG');
+    const { loadPipeline } = await import('../config/pipeline.js');
+    const pipeline = loadPipeline(positionals[0]!);
+    const flags = [...(o.json ? ['--json'] : []), ...(o.quiet ? ['-q'] : [])];
+    const target = COMMANDS[pipeline.command]!;
+    return target.run([...toArgv(pipeline.options), ...flags], io);
+  });
+
+/** Options back to flags, so a pipeline run goes through exactly the same path as the CLI. */
+function toArgv(options: RawOptions): string[] {
+  const argv: string[] = [];
+  const positional: string[] = [];
+  for (const [key, value] of Object.entries(options)) {
+    if (key === 'sources') {
+      positional.push(...(value as string[]));
+      continue;
+    }
+    const spec = Object.values(FLAGS).find((x) => x.key === key)!;
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (spec.argument) argv.push(`--${spec.name}`, String(v));
+      else if (v === true) argv.push(`--${spec.name}`);
+    }
+  }
+  return [...argv, ...positional];
+}
+
+export const COMMANDS: Record<string, Command> = { audit, scan, embed, index, match, purge, report, dedup, run };

@@ -1,0 +1,20 @@
+/**
+ * neardup's library API. The `neardup` command is a thin layer over these functions.
+ *
+ * @example
+ * import { audit } from 'neardup';
+ * const { summary } = await audit({ upstream: ['data/pretrain'], downstream: ['data/cifar-test'], out: 'out' });
+ */
+export { audit, scan, embed, index, match, report, type AuditResult, type RunHooks } from './audit/run.js';
+export { dedup, groupDuplicates, type DedupResult, type DedupGroup } from './dedup/run.js';
+export { loadPipeline, PIPELINE_COMMANDS, type Pipeline } from './config/pipeline.js';
+export { resolveOptions, RUNTIME_NAMES, KEEP_POLICIES, type RawOptions, type ResolvedOptions } from './config/options.js';
+export { loadModel, type ModelCard, type LoadedModel } from './embed/model-card.js';
+export { createRuntime, RUNTIMES } from './embed/backend/index.js';
+export type { EmbedRuntime, RuntimeOptions } from './embed/runtime.js';
+export { VIEWS } from './embed/views.js';
+export { Catalog } from './state/catalog.js';
+export type { Summary } from './report/write.js';
+export type { Progress } from './util/progress-types.js';
+export { NeardupError, ConfigError, ModelError, StateError, IndexError, EXIT } from './errors.js';
+export { VERSION } from './version.js';
