@@ -7,7 +7,8 @@ import { writePurgePlan, type PurgeResult, type PurgeSelection } from '../purge/
 import { writeReport, type Summary } from '../report/write.js';
 import { SILENT, type Progress } from '../util/progress-types.js';
 import { VERSION } from '../version.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, invalidOption } from '../errors.js';
+import { applyPurge, undoPurge, PURGE_ACTIONS, type PurgeAction } from '../purge/apply.js';
 import { parseSource } from '../sources/list.js';
 import { listSources, openSession, sourceIdsFor, versions, type Session } from './session.js';
 
@@ -164,5 +165,22 @@ export async function report(raw: RawOptions): Promise<Summary> {
   return withSession('report', options, async (s, timings) => {
     const sel = { modelId: s.model.id, upstreamIds: sourceIdsFor(s.catalog, 'upstream', options.upstream), downstreamIds: sourceIdsFor(s.catalog, 'downstream', options.downstream) };
     return (await outputs(s, sel, timings, options.runtime)).summary;
+  });
+}
+
+export interface PurgeOptions { apply?: string; to?: string; undo?: boolean }
+
+/** Stage `purge`: the plan, and with `apply` the journaled moves/deletions (or `undo` of moves). */
+export async function purge(raw: RawOptions, o: PurgeOptions = {}) {
+  const options = resolveOptions(raw, { out: true });
+  if (o.apply !== undefined && !(PURGE_ACTIONS as readonly string[]).includes(o.apply)) throw invalidOption('apply', `one of ${PURGE_ACTIONS.join(', ')}`, o.apply);
+  if (o.apply && o.undo) throw new ConfigError('Pass either --apply or --undo, not both', 'E_CONFIG');
+  return withSession('purge', options, async (s, timings) => {
+    const sel = { modelId: s.model.id, upstreamIds: sourceIdsFor(s.catalog, 'upstream', options.upstream), downstreamIds: sourceIdsFor(s.catalog, 'downstream', options.downstream) };
+    if (o.undo) return { removed: 0, kept: 0, undone: undoPurge(s.catalog) };
+    applyThreshold(s.catalog, s.model.id, s.threshold);
+    const plan = await timed(timings, 'purge', () => writePurgePlan(s.catalog, sel, options.out));
+    const applied = o.apply ? applyPurge(s.catalog, plan.removedRows, o.apply as PurgeAction, o.to, sel.upstreamIds) : undefined;
+    return { removed: plan.removed, kept: plan.kept, applied };
   });
 }

@@ -49,11 +49,13 @@ export async function listSources(catalog: Catalog, role: SourceRole, specs: str
     const parsed = parseSource(spec, role === 'dataset' ? 'source' : `--${role}`);
     const id = catalog.upsertSource(role, spec, parsed.root);
     progress.start(`list ${role}`, undefined);
+    const listing = catalog.beginListing(id);
     for await (const page of listSource(parsed, { followLinks })) {
-      catalog.recordListed(id, page.files);
-      catalog.recordListingErrors(id, page.errors);
+      catalog.recordListed(id, page.files, listing);
+      catalog.recordListingErrors(id, page.errors, listing);
       progress.tick(page.files.length + page.errors.length);
     }
+    catalog.finishListing(id, listing);
     progress.done();
     ids.push(id);
   }

@@ -31,7 +31,7 @@ function printSummary(summary: Summary, o: RawOptions, io: CommandIO, outDir: st
   }
   const c = summary.counts;
   io.stdout(
-    `upstream ${c.upstream} images (${c.upstreamOk} ok), downstream ${c.downstream} (${c.downstreamOk} ok), ${c.errors} unreadable\n` +
+    `upstream ${c.upstream} images (${c.upstreamOk} ok), downstream ${c.downstream} (${c.downstreamOk} ok), ${c.errors} with errors (see errors.csv)\n` +
       `${c.removed} upstream images match a downstream image at threshold ${summary.threshold} (${c.exactDuplicates} exact pixel duplicates); ${c.kept} kept\n` +
       `outputs in ${outDir}: matches.csv candidates.csv keep.txt removed.csv errors.csv summary.json report.html\n`,
   );
@@ -69,7 +69,7 @@ const scan = command('scan', 'neardup scan --upstream <source>... --downstream <
   async (o, _p, io) => {
     const { scan: run } = await import('../audit/run.js');
     const r = await run(o, { progress: progressFor(o, io) });
-    io.stdout(o.json ? `${JSON.stringify(r)}\n` : `${r.decoded} images decoded, ${r.failed} unreadable\n`);
+    io.stdout(o.json ? `${JSON.stringify(r)}\n` : `${r.decoded} images decoded, ${r.failed} with errors (see errors.csv)\n`);
     return EXIT.ok;
   });
 
@@ -113,14 +113,19 @@ const report = command('report', 'neardup report --out <dir> [--threshold <x>] [
     return o.failOnMatch && summary.counts.removed > 0 ? EXIT.matchFound : EXIT.ok;
   });
 
-const purge = command('purge', 'neardup purge --out <dir> [--threshold <x>] [--db <file>]',
-  'Write the purge plan (keep.txt, removed.csv) from the catalog. Nothing is moved or deleted.',
-  [...SIDES, F.out, ...MATCHING, F.json, ...COMMON], false,
+const purge = command('purge', 'neardup purge --out <dir> [--apply move --to <dir> | --apply delete | --undo] [--threshold <x>] [--db <file>]',
+  'Write the purge plan (keep.txt, removed.csv) from the catalog. Files are moved or deleted only with --apply; every operation is journaled first, so an interrupted purge resumes, and --undo rolls moves back.',
+  [...SIDES, F.out, ...MATCHING, F.apply, F.to, F.undo, F.json, ...COMMON], false,
   async (o, _p, io) => {
-    const { report: run } = await import('../audit/run.js');
-    const summary = await run(o);
-    io.stdout(o.json ? `${JSON.stringify({ kept: summary.counts.kept, removed: summary.counts.removed })}\n` : `${summary.counts.removed} to remove, ${summary.counts.kept} to keep: ${o.out}/keep.txt, ${o.out}/removed.csv\n`);
-    return EXIT.ok;
+    const { purge: run } = await import('../audit/run.js');
+    const r = await run(o, { apply: o.apply as string | undefined, to: o.to as string | undefined, undo: o.undo === true });
+    if (o.json) io.stdout(`${JSON.stringify(r, null, 2)}\n`);
+    else {
+      io.stdout(`${r.removed} to remove, ${r.kept} to keep: ${o.out}/keep.txt, ${o.out}/removed.csv\n`);
+      if (r.applied) io.stdout(`${o.apply}: ${r.applied.done} done, ${r.applied.alreadyDone} already done, ${r.applied.failed} failed (see the purge_ops table)\n`);
+      if (r.undone) io.stdout(`undo: ${r.undone.restored} files restored, ${r.undone.failed} failed${r.undone.deletions ? `, ${r.undone.deletions} deletions cannot be undone` : ''}\n`);
+    }
+    return r.applied?.failed || r.undone?.failed ? EXIT.failure : EXIT.ok;
   });
 
 const dedup = command('dedup', 'neardup dedup <source>... --out <dir> [--keep largest|largest-file|first] [--threshold <x>]',

@@ -34,6 +34,9 @@ export const FLAGS = {
   json: f('json', 'json', 'print the summary as JSON on stdout'),
   quiet: f('quiet', 'quiet', 'no progress bars or messages on stderr', undefined, { short: 'q' }),
   keep: f('keep', 'keep', `which image of a group dedup keeps: ${Object.keys(KEEP_POLICIES).join(' | ')} (default largest)`, '<policy>'),
+  apply: f('apply', 'apply', 'act on the removed files: move | delete (journaled in the catalog; without it purge only writes the plan)', '<action>'),
+  to: f('to', 'to', 'with --apply move: folder receiving the removed files (relative paths kept)', '<dir>'),
+  undo: f('undo', 'undo', 'roll back the moves of an earlier or interrupted purge --apply move'),
   help: f('help', 'help', 'show this help', undefined, { short: 'h' }),
 } satisfies Record<string, FlagSpec>;
 

@@ -30,6 +30,9 @@ export interface OpenOptions {
   readonly?: boolean;
 }
 
+/** SQL: a re-listed file is unchanged (same size and mtime, and it had not vanished in between). */
+const VANISHED = 'file no longer present in the source (moved or deleted since an earlier scan)';
+const UNCHANGED = `images.bytes IS excluded.bytes AND images.mtime_ms IS excluded.mtime_ms AND images.error IS NOT '${VANISHED}'`;
 const toBlob = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 const fromBlob = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(',');
@@ -115,28 +118,41 @@ export class Catalog {
     return this.db.prepare(`SELECT * FROM sources WHERE id IN (${placeholders(ids.length)}) ORDER BY id`).all(...ids) as SourceRow[];
   }
 
+  /** Start a new listing of a source; files not seen by it are marked vanished at finishListing. */
+  beginListing(sourceId: number): number {
+    this.db.prepare('UPDATE sources SET listing = listing + 1 WHERE id = ?').run(sourceId);
+    return (this.db.prepare('SELECT listing FROM sources WHERE id = ?').get(sourceId) as { listing: number }).listing;
+  }
+
+  /** After a complete listing: files that were catalogued before but are gone now become errors. */
+  finishListing(sourceId: number, listing: number): number {
+    return this.db.prepare(`UPDATE images SET status = 'error', error = ?, hash = NULL
+      WHERE source_id = ? AND seen < ? AND error IS NOT ?`).run(VANISHED, sourceId, listing, VANISHED).changes;
+  }
+
   /** Record listed files; a file whose size or mtime changed since it was decoded goes back to pending. */
-  recordListed(sourceId: number, files: ListedFile[]): void {
+  recordListed(sourceId: number, files: ListedFile[], listing = 0): void {
     const upsert = this.db.prepare(`
-      INSERT INTO images(source_id, key, path, bytes, mtime_ms) VALUES (?, ?, ?, ?, ?)
+      INSERT INTO images(source_id, key, path, bytes, mtime_ms, seen) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT(source_id, key) DO UPDATE SET
+        seen = excluded.seen,
         path = excluded.path,
-        status = CASE WHEN images.bytes IS excluded.bytes AND images.mtime_ms IS excluded.mtime_ms THEN images.status ELSE 'pending' END,
-        hash = CASE WHEN images.bytes IS excluded.bytes AND images.mtime_ms IS excluded.mtime_ms THEN images.hash ELSE NULL END,
-        error = CASE WHEN images.bytes IS excluded.bytes AND images.mtime_ms IS excluded.mtime_ms THEN images.error ELSE NULL END,
+        status = CASE WHEN ${UNCHANGED} THEN images.status ELSE 'pending' END,
+        hash = CASE WHEN ${UNCHANGED} THEN images.hash ELSE NULL END,
+        error = CASE WHEN ${UNCHANGED} THEN images.error ELSE NULL END,
         bytes = excluded.bytes, mtime_ms = excluded.mtime_ms`);
     this.db.transaction(() => {
-      for (const f of files) upsert.run(sourceId, f.key, f.path, f.bytes, f.mtimeMs);
+      for (const f of files) upsert.run(sourceId, f.key, f.path, f.bytes, f.mtimeMs, listing);
     }).immediate();
   }
 
   /** Files listed but unusable before decoding (unreadable, symlink outside root, ...). */
-  recordListingErrors(sourceId: number, failures: { key: string; path: string; error: string }[]): void {
+  recordListingErrors(sourceId: number, failures: { key: string; path: string; error: string }[], listing = 0): void {
     const upsert = this.db.prepare(`
-      INSERT INTO images(source_id, key, path, status, error) VALUES (?, ?, ?, 'error', ?)
-      ON CONFLICT(source_id, key) DO UPDATE SET status = 'error', error = excluded.error, hash = NULL`);
+      INSERT INTO images(source_id, key, path, status, error, seen) VALUES (?, ?, ?, 'error', ?, ?)
+      ON CONFLICT(source_id, key) DO UPDATE SET status = 'error', error = excluded.error, hash = NULL, seen = excluded.seen`);
     this.db.transaction(() => {
-      for (const f of failures) upsert.run(sourceId, f.key, f.path, f.error);
+      for (const f of failures) upsert.run(sourceId, f.key, f.path, f.error, listing);
     }).immediate();
   }
 

@@ -15,7 +15,7 @@ export function candidates(catalog: Catalog, modelId: string, upIds: number[], d
     SELECT m.upstream_id AS upstreamId, u.path AS upstream, m.downstream_id AS downstreamId, d.path AS downstream,
            d.source_id AS downstreamSourceId, m.score, m.view, m.kind, m.decision, m.reason
     FROM matches m JOIN images u ON u.id = m.upstream_id JOIN images d ON d.id = m.downstream_id
-    WHERE m.model_id = ? AND u.source_id IN (${ph(upIds.length)}) AND d.source_id IN (${ph(downIds.length)})
+    WHERE m.model_id = ? AND u.status = 'ok' AND d.status = 'ok' AND u.source_id IN (${ph(upIds.length)}) AND d.source_id IN (${ph(downIds.length)})
     ORDER BY m.score DESC, u.path, d.path`).all(modelId, ...upIds, ...downIds) as CandidateView[];
 }
 

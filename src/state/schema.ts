@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS sources (
   role TEXT NOT NULL CHECK (role IN ('upstream', 'downstream', 'dataset')),
   spec TEXT NOT NULL,
   root TEXT NOT NULL,
+  listing INTEGER NOT NULL DEFAULT 0,
   UNIQUE (role, spec)
 );
 
@@ -29,6 +30,8 @@ CREATE TABLE IF NOT EXISTS images (
   height INTEGER,
   status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'ok', 'error')),
   error TEXT,
+  -- the source listing that last saw this file; older ones vanished from the source
+  seen INTEGER NOT NULL DEFAULT 0,
   UNIQUE (source_id, key)
 );
 CREATE INDEX IF NOT EXISTS images_hash ON images (hash);
@@ -63,6 +66,19 @@ CREATE TABLE IF NOT EXISTS match_state (
   fingerprint TEXT NOT NULL,
   last_upstream_id INTEGER NOT NULL,
   done INTEGER NOT NULL DEFAULT 0
+);
+
+-- The purge journal: every move/delete is planned here before any file is touched, so an
+-- interrupted purge resumes (planned -> done) or rolls back (--undo: done moves -> undone).
+CREATE TABLE IF NOT EXISTS purge_ops (
+  id INTEGER PRIMARY KEY,
+  image_id INTEGER NOT NULL REFERENCES images(id),
+  action TEXT NOT NULL CHECK (action IN ('move', 'delete')),
+  path TEXT NOT NULL,
+  dest TEXT,
+  status TEXT NOT NULL CHECK (status IN ('planned', 'done', 'undone', 'failed')),
+  error TEXT,
+  UNIQUE (image_id)
 );
 
 CREATE TABLE IF NOT EXISTS runs (

@@ -1,0 +1,11 @@
+import { makeLargeUpstream, FIXTURE_DOWNSTREAM } from './dist/test/helpers/corpus.js';
+import { runCli } from './dist/test/helpers/cli.js';
+import { rmSync } from 'node:fs';
+rmSync('/tmp/big', { recursive: true, force: true });
+let t = performance.now();
+const n = await makeLargeUpstream('/tmp/big/up', 3, 8);
+console.log('images', n, 'gen ms', performance.now() - t);
+const r = await runCli(['audit', '--upstream', '/tmp/big/up', '--downstream', FIXTURE_DOWNSTREAM, '--out', '/tmp/big/outA', '-q']);
+console.log(r.code, r.ms, r.stdout, r.stderr);
+const r2 = await runCli(['audit', '--upstream', '/tmp/big/up', '--downstream', FIXTURE_DOWNSTREAM, '--out', '/tmp/big/outA', '-q']);
+console.log(r2.code, r2.ms);

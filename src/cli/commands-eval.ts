@@ -1,0 +1,167 @@
+/**
+ * `neardup eval` and `neardup calibrate`: thin wrappers over src/eval/run.ts that parse flags,
+ * call the library and print its report as a table or JSON.
+ */
+import { ConfigError, EXIT, invalidOption } from '../errors.js';
+import type { CalibrationReport, EvalOptions, EvalReport, MethodMetrics } from '../eval/run.js';
+import type { OperatingPoint, PrecisionTarget } from '../eval/metrics.js';
+import { createProgress } from './progress.js';
+import { FLAGS, helpText, parseFlags, type FlagSpec } from './flags.js';
+
+/** Where a command writes; the same shape as CommandIO in commands.ts. */
+export interface EvalCommandIO {
+  stdout(s: string): void;
+  stderr(s: string): void;
+  isTTY: boolean;
+}
+
+/** A command as COMMANDS holds it. */
+export interface EvalCommand {
+  summary: string;
+  run(argv: string[], io: EvalCommandIO): Promise<number>;
+}
+
+// FlagSpec.key lists only the keys other commands use; these eval-only ones go in as they are.
+const own = (name: string, key: string, description: string, argument?: string): FlagSpec =>
+  ({ name, key: key as FlagSpec['key'], description, argument });
+
+const F = FLAGS;
+const EVAL_FLAGS: FlagSpec[] = [
+  F.model,
+  own('originals', 'originals', 'photos taken as the downstream set; each gets one copy per transformation family (default 200)', '<n>'),
+  own('distractors', 'distractors', 'other photos added upstream as non-matching queries (default: every remaining photo)', '<n>'),
+  own('seed', 'seed', 'seed of the suite; the same seed rebuilds the same files (default 1)', '<n>'),
+  F.threshold,
+  own('work', 'work', 'build the suite and catalog here and keep them (default: a temporary folder, removed)', '<dir>'),
+  own('write-card', 'writeCard', "store the P>=0.99 threshold, calibration and quality table in the model's card.json"),
+  F.runtime, F.concurrency, F.batchSize, F.threads, F.json, F.quiet, F.help,
+];
+
+type Parsed = Record<string, unknown>;
+
+function optionalNumber(name: string, raw: unknown): number | undefined {
+  if (raw === undefined) return undefined;
+  const v = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
+  if (!Number.isFinite(v)) throw invalidOption(name, 'a number', raw);
+  return v;
+}
+
+function evalOptions(o: Parsed, io: EvalCommandIO): EvalOptions {
+  return {
+    model: o.model as string | undefined,
+    originals: optionalNumber('originals', o.originals),
+    distractors: optionalNumber('distractors', o.distractors),
+    seed: optionalNumber('seed', o.seed),
+    threshold: optionalNumber('threshold', o.threshold),
+    workDir: o.work as string | undefined,
+    runtime: o.runtime as string | undefined,
+    concurrency: optionalNumber('concurrency', o.concurrency),
+    batchSize: optionalNumber('batch-size', o.batchSize),
+    threads: optionalNumber('threads', o.threads),
+    quiet: o.quiet === true,
+    progress: createProgress({ enabled: io.isTTY && o.quiet !== true }),
+  };
+}
+
+function folderOf(name: string, positionals: string[]): string {
+  if (positionals.length !== 1) {
+    throw new ConfigError(`Expected one folder of photos for neardup ${name} but received ${positionals.length === 0 ? 'none' : positionals.map((p) => JSON.stringify(p)).join(' ')}. Run \`neardup ${name} --help\`.`, 'E_CONFIG');
+  }
+  return positionals[0];
+}
+
+function evalLike(name: string, usage: string, summary: string, action: (folder: string, o: EvalOptions, parsed: Parsed, io: EvalCommandIO) => Promise<number>): EvalCommand {
+  return {
+    summary,
+    async run(argv, io) {
+      const parsed = parseFlags(name, argv, EVAL_FLAGS, true);
+      if (parsed.help) {
+        io.stdout(helpText(usage, summary, EVAL_FLAGS));
+        return EXIT.ok;
+      }
+      const o = parsed.options as Parsed;
+      return action(folderOf(name, parsed.positionals), evalOptions(o, io), o, io);
+    },
+  };
+}
+
+const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '—' : `${(x * 100).toFixed(1)}%`);
+const thr = (x: number | null): string => (x === null ? 'unreachable' : x.toFixed(3));
+const bits = (score: number | null): string => (score === null ? '' : ` (≤${Math.round((1 - score) * 64)} bits)`);
+
+/** Left-aligned first column, right-aligned numbers: a plain-text table for a terminal or a log. */
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n') + '\n';
+}
+
+const target = (m: MethodMetrics, p: number): PrecisionTarget => m.targets.find((t) => t.target === p)!;
+const familyRecall = (point: OperatingPoint | null, family: string): number | null =>
+  point?.families.find((f) => f.family === family)?.recall ?? null;
+
+function familyTable(r: EvalReport): string {
+  const m99 = target(r.metrics, 0.99).point;
+  const d99 = target(r.dhash, 0.99).point;
+  const head = ['family', 'copies', `model@${r.metrics.threshold.toFixed(3)}`, `dHash@${r.dhash.threshold.toFixed(3)}`, 'model@P99', 'dHash@P99'];
+  const rows = r.metrics.atDefault.families.map((f) => [
+    f.family, String(f.copies), pct(f.recall), pct(familyRecall(r.dhash.atDefault, f.family)), pct(familyRecall(m99, f.family)), pct(familyRecall(d99, f.family)),
+  ]);
+  const all = ['all', String(r.suite.copies), pct(r.metrics.atDefault.recall), pct(r.dhash.atDefault.recall), pct(m99?.recall ?? 0), pct(d99?.recall ?? 0)];
+  return table([head, ...rows, all]);
+}
+
+function summaryLines(r: EvalReport): string {
+  const m = r.metrics;
+  const d = r.dhash;
+  const lines = [
+    `precision at default threshold: model ${pct(m.atDefault.precision)} (${m.atDefault.correct}/${m.atDefault.predicted}), dHash ${pct(d.atDefault.precision)} (${d.atDefault.correct}/${d.atDefault.predicted})`,
+    `false matches per distractor at default: model ${pct(m.atDefault.falseMatchRate)}, dHash ${pct(d.atDefault.falseMatchRate)}`,
+    `best recall at precision >= 0.99: model ${pct(m.bestRecallAtP99)} (threshold ${thr(target(m, 0.99).threshold)}), dHash ${pct(d.bestRecallAtP99)} (threshold ${thr(target(d, 0.99).threshold)}${bits(target(d, 0.99).threshold)})`,
+    ...m.targets.map((t) => {
+      const dt = target(d, t.target);
+      return `threshold for precision ${t.target}: model ${thr(t.threshold)} (recall ${pct(t.point?.recall ?? 0)}), dHash ${thr(dt.threshold)}${bits(dt.threshold)} (recall ${pct(dt.point?.recall ?? 0)})`;
+    }),
+    `throughput: ${r.throughput.upstreamImages} upstream images in ${r.throughput.auditSeconds.toFixed(1)} s of audit = ${r.throughput.imagesPerSecond} images/s`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
+function suiteLine(r: CalibrationReport): string {
+  const s = r.suite;
+  return `${r.model.id}: ${s.originals} originals × ${s.families.length} families = ${s.copies} copies + ${s.distractors} distractors from ${s.folder} (seed ${s.seed})${s.workDir ? `; suite kept in ${s.workDir}` : ''}\n`;
+}
+
+function calibrationTable(r: CalibrationReport): string {
+  const rows = r.targets.map((t) => [String(t.target), thr(t.threshold), pct(t.point?.recall ?? 0), pct(t.point?.falseMatchRate)]);
+  return table([['precision', 'threshold', 'recall', 'false matches/distractor'], ...rows]);
+}
+
+async function maybeWriteCard(parsed: Parsed, report: EvalReport, io: EvalCommandIO): Promise<void> {
+  if (parsed.writeCard !== true) return;
+  const { writeCard } = await import('../eval/run.js');
+  const threshold = await writeCard(report.model.dir, report);
+  io.stderr(`wrote threshold ${threshold}, calibration and quality to ${report.model.dir}/card.json\n`);
+}
+
+/** `neardup eval <folder>`: recall per family, precision and thresholds, model beside dHash. */
+export const evalCommand: EvalCommand = evalLike('eval', 'neardup eval <folder> [--model <dir>] [--originals <n>] [--distractors <n>] [--seed <n>] [--threshold <x>] [--work <dir>] [--write-card] [--json] [-q]',
+  'Build the recall@P99 suite from a folder of photos (originals, one transformed copy per family, distractors), run the real audit on it and report recall per family, precision, false matches and thresholds, beside the dHash baseline.',
+  async (folder, o, parsed, io) => {
+    const { evaluate } = await import('../eval/run.js');
+    const report = await evaluate(folder, o);
+    io.stdout(parsed.json === true ? `${JSON.stringify(report, null, 2)}\n` : suiteLine(report) + familyTable(report) + summaryLines(report));
+    await maybeWriteCard(parsed, report, io);
+    return EXIT.ok;
+  });
+
+/** `neardup calibrate <folder>`: thresholds for precision 0.9 / 0.99 / 0.999. */
+export const calibrateCommand: EvalCommand = evalLike('calibrate', 'neardup calibrate <folder> [--model <dir>] [--originals <n>] [--distractors <n>] [--seed <n>] [--work <dir>] [--write-card] [--json] [-q]',
+  'Build the recall@P99 suite from a folder of photos, run the real audit on it and print the thresholds at which top-1 precision reaches 0.9, 0.99 and 0.999, with the recall at each. --write-card also runs the dHash baseline, for the card\'s quality table.',
+  async (folder, o, parsed, io) => {
+    const run = await import('../eval/run.js');
+    // The card's quality table needs the full evaluation; without --write-card the baseline is skipped.
+    const report: CalibrationReport = parsed.writeCard === true ? await run.evaluate(folder, o) : await run.calibrate(folder, o);
+    io.stdout(parsed.json === true ? `${JSON.stringify(report, null, 2)}\n` : suiteLine(report) + calibrationTable(report));
+    if (parsed.writeCard === true) await maybeWriteCard(parsed, report as EvalReport, io);
+    return EXIT.ok;
+  });

@@ -1,0 +1,320 @@
+/**
+ * `eval` and `calibrate`: build the recall@P99 suite, run the real `audit` on it, and score its
+ * candidates.csv against the answer key — beside the dHash baseline. `writeCard` stores the
+ * calibrated threshold and the quality table in the model card.
+ */
+import { mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import pLimit from 'p-limit';
+import { audit } from '../audit/run.js';
+import { FALLBACK_THRESHOLD } from '../audit/session.js';
+import { loadModel } from '../embed/model-card.js';
+import { ConfigError, invalidOption, NeardupError } from '../errors.js';
+import { parseCsv } from '../report/csv.js';
+import { defaultModelDir } from '../util/package-root.js';
+import { SILENT, type Progress } from '../util/progress-types.js';
+import { dhash } from './dhash.js';
+import {
+  dhashRows, dhashScore, operatingPoint, precisionTarget,
+  type CandidateRow, type OperatingPoint, type PrecisionTarget,
+} from './metrics.js';
+import { buildSuite, type Suite } from './suite.js';
+import type { FamilyName } from './transforms.js';
+
+/** Defaults of the suite and of the audit run on it. */
+export const EVAL_DEFAULTS = Object.freeze({
+  originals: 200,
+  seed: 1,
+  /** Low enough that candidates.csv shows the negative tail the precision sweep needs. */
+  floor: 0.3,
+  /** Only the top candidate is scored; a few more cost little and help when reading the CSV. */
+  k: 5,
+  /** imagededup's default max_distance_threshold: the customary dHash cut-off. */
+  dhashBits: 10,
+});
+
+/** Precision targets the thresholds are reported for; 0.99 sets the card's default threshold. */
+export const PRECISION_TARGETS = Object.freeze([0.9, 0.99, 0.999] as const);
+const CARD_TARGET = 0.99;
+
+/** Options of {@link evaluate} and {@link calibrate}; the audit options pass through. */
+export interface EvalOptions {
+  model?: string;
+  originals?: number;
+  /** Default every image of the folder that is not an original. */
+  distractors?: number;
+  seed?: number;
+  /** Build the suite here and keep it; default a temporary folder, removed afterwards. */
+  workDir?: string;
+  /** Default the model card's threshold. */
+  threshold?: number;
+  /** Keep the temporary folder (ignored with workDir, which is always kept). */
+  keepWork?: boolean;
+  quiet?: boolean;
+  families?: FamilyName[];
+  runtime?: string;
+  concurrency?: number;
+  batchSize?: number;
+  threads?: number;
+  progress?: Progress;
+}
+
+/** One method's scores on the suite. */
+export interface MethodMetrics {
+  /** The method's default threshold, on its own score scale. */
+  threshold: number;
+  atDefault: OperatingPoint;
+  /** One per {@link PRECISION_TARGETS}. */
+  targets: PrecisionTarget[];
+  /** Recall at the lowest threshold with precision >= 0.99; 0 when unreachable. */
+  bestRecallAtP99: number;
+}
+
+/** What the suite was; enough to rebuild it. */
+export interface SuiteInfo {
+  folder: string;
+  seed: number;
+  originals: number;
+  distractors: number;
+  families: FamilyName[];
+  copies: number;
+  upstreamImages: number;
+  /** Kept work folder, or null when it was a removed temporary one. */
+  workDir: string | null;
+}
+
+/** Result of {@link calibrate}: thresholds per precision target. */
+export interface CalibrationReport {
+  suite: SuiteInfo;
+  model: { id: string; name: string; dir: string };
+  /** The model's thresholds and operating points per precision target. */
+  targets: PrecisionTarget[];
+  command: string;
+  date: string;
+}
+
+/** Result of {@link evaluate}. */
+export interface EvalReport extends CalibrationReport {
+  metrics: MethodMetrics;
+  /** The model at the threshold {@link writeCard} would store (P>=0.99, rounded up); null when unreachable. */
+  proposed: OperatingPoint | null;
+  /** The dHash baseline; score = 1 - hamming/64, default threshold {@link EVAL_DEFAULTS}.dhashBits. */
+  dhash: MethodMetrics;
+  throughput: { upstreamImages: number; auditSeconds: number; imagesPerSecond: number; embedUpstreamSeconds: number | null };
+}
+
+/** Rounds up to 3 decimals, guarding against 0.812 * 1000 = 812.0000000001 rounding to 0.813. */
+export const ceil3 = (x: number): number => Math.ceil(x * 1000 - 1e-9) / 1000;
+
+function methodMetrics(rows: CandidateRow[], suite: Suite, threshold: number): MethodMetrics {
+  const targets = PRECISION_TARGETS.map((p) => precisionTarget(rows, suite, p));
+  const p99 = targets.find((t) => t.target === CARD_TARGET)!;
+  return { threshold, atDefault: operatingPoint(rows, suite, threshold), targets, bestRecallAtP99: p99.point?.recall ?? 0 };
+}
+
+function checkThreshold(t: number | undefined): void {
+  if (t !== undefined && !(typeof t === 'number' && t >= -1 && t <= 1)) throw invalidOption('threshold', 'a number from -1 to 1', t);
+}
+
+/** The command line that rebuilds the same suite and report. */
+function commandLine(name: string, folder: string, s: SuiteInfo, o: EvalOptions): string {
+  const parts = ['neardup', name, folder, '--originals', String(s.originals), '--distractors', String(s.distractors), '--seed', String(s.seed)];
+  if (o.model) parts.push('--model', o.model);
+  if (o.threshold !== undefined) parts.push('--threshold', String(o.threshold));
+  return parts.map((p) => (/^[\w./:@=+-]+$/.test(p) ? p : `'${p.replaceAll("'", "'\\''")}'`)).join(' ');
+}
+
+interface SuiteRun {
+  suite: Suite;
+  info: SuiteInfo;
+  rows: CandidateRow[];
+  auditSeconds: number;
+  embedUpstreamSeconds: number | null;
+}
+
+/** Builds the suite, audits it and reads candidates.csv back; the temporary folder goes afterwards. */
+async function withSuiteRun<T>(folder: string, o: EvalOptions, threshold: number, fn: (r: SuiteRun) => Promise<T>): Promise<T> {
+  const work = o.workDir ?? (await mkdtemp(join(tmpdir(), 'neardup-eval-')));
+  try {
+    const suite = await buildSuite(folder, {
+      originals: o.originals ?? EVAL_DEFAULTS.originals, distractors: o.distractors, seed: o.seed ?? EVAL_DEFAULTS.seed,
+      workDir: work, families: o.families, concurrency: o.concurrency, progress: o.progress,
+    });
+    const run = await auditSuite(suite, work, threshold, o);
+    return await fn({ ...run, info: suiteInfo(folder, suite, o.workDir || o.keepWork ? work : null) });
+  } finally {
+    if (!o.workDir && !o.keepWork) await rm(work, { recursive: true, force: true });
+  }
+}
+
+function suiteInfo(folder: string, suite: Suite, workDir: string | null): SuiteInfo {
+  const originals = new Set([...suite.truth.values()].map((t) => t.downstream)).size;
+  return {
+    folder, seed: suite.seed, originals, distractors: suite.distractors.length, families: suite.families,
+    copies: suite.truth.size, upstreamImages: suite.truth.size + suite.distractors.length, workDir,
+  };
+}
+
+/** The real audit over the suite; the catalog lives in the work folder, so reruns reuse embeddings. */
+async function auditSuite(suite: Suite, work: string, threshold: number, o: EvalOptions): Promise<Omit<SuiteRun, 'info'>> {
+  const out = join(work, 'audit');
+  const t0 = performance.now();
+  const result = await audit({
+    upstream: [suite.upstreamDir], downstream: [suite.downstreamDir], out, db: join(work, 'neardup.db'),
+    model: o.model, runtime: o.runtime, threshold, floor: Math.min(EVAL_DEFAULTS.floor, threshold), k: EVAL_DEFAULTS.k,
+    concurrency: o.concurrency, batchSize: o.batchSize, threads: o.threads, quiet: o.quiet ?? true,
+  }, { progress: o.progress });
+  const auditSeconds = (performance.now() - t0) / 1000;
+  const rows = await readCandidates(join(out, 'candidates.csv'));
+  return { suite, rows, auditSeconds, embedUpstreamSeconds: result.summary.timings.embedUpstream ?? null };
+}
+
+/** candidates.csv rows keyed by file name: the suite's folders are flat and names are unique. */
+export async function readCandidates(path: string): Promise<CandidateRow[]> {
+  const [header, ...records] = parseCsv(await readFile(path, 'utf8'));
+  const col = (name: string): number => {
+    const i = header?.indexOf(name) ?? -1;
+    if (i < 0) throw new NeardupError(`${path} has no "${name}" column: it was not written by this neardup's audit`, 'E_CSV');
+    return i;
+  };
+  const [u, d, s] = [col('upstream'), col('downstream'), col('score')];
+  return records.map((r) => ({ upstream: basename(r[u]), downstream: basename(r[d]), score: Number(r[s]) }));
+}
+
+/** dHash of every suite image, then the brute-force best match per upstream image. */
+async function dhashCandidates(suite: Suite, concurrency: number | undefined): Promise<CandidateRow[]> {
+  const limit = pLimit(concurrency ?? 4);
+  const hashAll = async (dir: string, names: string[]): Promise<Map<string, bigint>> => {
+    const hashes = await Promise.all(names.map((n) => limit(() => readFile(join(dir, n)).then(dhash))));
+    return new Map(names.map((n, i) => [n, hashes[i]]));
+  };
+  const downNames = [...new Set([...suite.truth.values()].map((t) => t.downstream))];
+  const upNames = [...suite.truth.keys(), ...suite.distractors];
+  return dhashRows(await hashAll(suite.upstreamDir, upNames), await hashAll(suite.downstreamDir, downNames));
+}
+
+function modelThreshold(o: EvalOptions): { model: ReturnType<typeof loadModel>; threshold: number } {
+  checkThreshold(o.threshold);
+  const model = loadModel(o.model ?? defaultModelDir());
+  return { model, threshold: o.threshold ?? model.card.threshold ?? FALLBACK_THRESHOLD };
+}
+
+const modelInfo = (m: ReturnType<typeof loadModel>) => ({ id: m.id, name: m.card.name, dir: m.dir });
+const today = (): string => new Date().toISOString().slice(0, 10);
+
+/**
+ * Builds the suite from `folder`, runs the real audit on it and scores the model against the
+ * planted copies, beside the dHash baseline: per-family recall at the default threshold,
+ * precision, false-match rate per distractor, thresholds for precision 0.9/0.99/0.999 and
+ * throughput. The library prints nothing; progress goes to `o.progress`.
+ *
+ * @throws ConfigError for a bad folder or option; ModelError for a missing or corrupt model.
+ */
+export async function evaluate(folder: string, o: EvalOptions = {}): Promise<EvalReport> {
+  const { model, threshold } = modelThreshold(o);
+  return withSuiteRun(folder, o, threshold, async (r) => {
+    const metrics = methodMetrics(r.rows, r.suite, threshold);
+    const p99 = metrics.targets.find((t) => t.target === CARD_TARGET)!.threshold;
+    const p = o.progress ?? SILENT;
+    p.start('dHash baseline', undefined);
+    const dhashMetrics = methodMetrics(await dhashCandidates(r.suite, o.concurrency), r.suite, dhashScore(EVAL_DEFAULTS.dhashBits));
+    p.done();
+    return {
+      suite: r.info, model: modelInfo(model), targets: metrics.targets,
+      command: commandLine('eval', folder, r.info, o), date: today(),
+      metrics, proposed: p99 === null ? null : operatingPoint(r.rows, r.suite, ceil3(p99)), dhash: dhashMetrics,
+      throughput: {
+        upstreamImages: r.info.upstreamImages, auditSeconds: round(r.auditSeconds, 3),
+        imagesPerSecond: round(r.info.upstreamImages / r.auditSeconds, 1), embedUpstreamSeconds: r.embedUpstreamSeconds,
+      },
+    };
+  });
+}
+
+const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/**
+ * The same suite and audit as {@link evaluate}, without the baseline: the thresholds at which
+ * the model's top-1 precision reaches 0.9, 0.99 and 0.999, with the recall at each.
+ */
+export async function calibrate(folder: string, o: EvalOptions = {}): Promise<CalibrationReport> {
+  const { model, threshold } = modelThreshold(o);
+  return withSuiteRun(folder, o, threshold, async (r) => ({
+    suite: r.info, model: modelInfo(model),
+    targets: PRECISION_TARGETS.map((p) => precisionTarget(r.rows, r.suite, p)),
+    command: commandLine('calibrate', folder, r.info, o), date: today(),
+  }));
+}
+
+const thresholdsOf = (targets: PrecisionTarget[]) =>
+  Object.fromEntries(targets.map((t) => [String(t.target), t.threshold === null ? null : { threshold: t.threshold, recall: t.point!.recall }]));
+
+const familyTable = (report: EvalReport, point: OperatingPoint) => point.families.map((f) => ({
+  family: f.family, copies: f.copies, recall: f.recall,
+  dhash: report.dhash.targets.find((t) => t.target === CARD_TARGET)?.point?.families.find((d) => d.family === f.family)?.recall ?? 0,
+}));
+
+/**
+ * Stores an {@link EvalReport} in `<modelDir>/card.json`, atomically (temp file, fsync, rename):
+ * `threshold` becomes the P>=0.99 threshold rounded up to 3 decimals, `calibration` the suite and
+ * the thresholds per precision target, `quality` the per-family recall at that threshold beside
+ * dHash at its own P>=0.99 threshold, the overall precision, the best recall at P>=0.99 for both,
+ * the command that reproduces it and the date.
+ *
+ * @returns the threshold written.
+ * @throws ConfigError when the report was made with other weights than the card's; NeardupError
+ *   (`E_UNCALIBRATED`) when precision 0.99 is out of reach, since no threshold could back the claim.
+ */
+export async function writeCard(modelDir: string, report: EvalReport): Promise<number> {
+  const model = loadModel(modelDir);
+  if (model.id !== report.model.id) {
+    throw new ConfigError(`The report was made with model ${report.model.id}, not ${model.id} in ${resolve(modelDir)}: evaluate this model before writing its card`, 'E_CONFIG');
+  }
+  if (report.proposed === null) {
+    throw new NeardupError(`Precision 0.99 is not reached at any threshold on the suite, so ${model.card.name}'s card was left unchanged: train further, then evaluate again`, 'E_UNCALIBRATED');
+  }
+  const path = join(model.dir, 'card.json');
+  const card = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+  card.threshold = report.proposed.threshold;
+  card.calibration = calibrationSection(report);
+  card.quality = qualitySection(report, report.proposed);
+  await writeJsonAtomic(path, card);
+  return report.proposed.threshold;
+}
+
+function calibrationSection(report: EvalReport): Record<string, unknown> {
+  const s = report.suite;
+  return {
+    suite: `recall@P99 suite: ${s.originals} originals from ${s.folder}, one copy per family (${s.families.join(', ')}), ${s.distractors} distractors; top-1 precision over all upstream images`,
+    seed: s.seed, originals: s.originals, distractors: s.distractors,
+    thresholds: thresholdsOf(report.targets),
+  };
+}
+
+function qualitySection(report: EvalReport, at: OperatingPoint): Record<string, unknown> {
+  const d99 = report.dhash.targets.find((t) => t.target === CARD_TARGET)!;
+  return {
+    threshold: at.threshold,
+    families: familyTable(report, at),
+    precision: at.precision, recall: at.recall, falseMatchRate: at.falseMatchRate,
+    bestRecallAtP99: report.metrics.bestRecallAtP99,
+    dhash: {
+      score: '1 - hamming/64, no dihedral views', thresholdAtP99: d99.threshold,
+      precision: d99.point?.precision ?? null, recall: d99.point?.recall ?? 0, bestRecallAtP99: report.dhash.bestRecallAtP99,
+    },
+    command: report.command, date: report.date,
+  };
+}
+
+async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
