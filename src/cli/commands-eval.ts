@@ -113,7 +113,9 @@ function familyTable(r: EvalReport): string {
 function summaryLines(r: EvalReport): string {
   const m = r.metrics;
   const d = r.dhash;
+  const source = { option: 'from --threshold', card: "the model card's", fallback: 'fallback: the model card has no calibrated threshold' }[r.thresholdSource];
   const lines = [
+    `default threshold: model ${m.threshold.toFixed(3)} (${source}), dHash ${d.threshold.toFixed(3)}${bits(d.threshold)}`,
     `precision at default threshold: model ${pct(m.atDefault.precision)} (${m.atDefault.correct}/${m.atDefault.predicted}), dHash ${pct(d.atDefault.precision)} (${d.atDefault.correct}/${d.atDefault.predicted})`,
     `false matches per distractor at default: model ${pct(m.atDefault.falseMatchRate)}, dHash ${pct(d.atDefault.falseMatchRate)}`,
     `best recall at precision >= 0.99: model ${pct(m.bestRecallAtP99)} (threshold ${thr(target(m, 0.99).threshold)}), dHash ${pct(d.bestRecallAtP99)} (threshold ${thr(target(d, 0.99).threshold)}${bits(target(d, 0.99).threshold)})`,

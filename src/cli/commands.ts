@@ -69,7 +69,7 @@ const scan = command('scan', 'neardup scan --upstream <source>... --downstream <
   async (o, _p, io) => {
     const { scan: run } = await import('../audit/run.js');
     const r = await run(o, { progress: progressFor(o, io) });
-    io.stdout(o.json ? `${JSON.stringify(r)}\n` : `${r.decoded} images decoded, ${r.failed} with errors (see errors.csv)\n`);
+    io.stdout(o.json ? `${JSON.stringify(r)}\n` : `${r.decoded} images decoded, ${r.failed} with errors (neardup report lists them in errors.csv)\n`);
     return EXIT.ok;
   });
 

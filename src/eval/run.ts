@@ -3,7 +3,7 @@
  * candidates.csv against the answer key — beside the dHash baseline. `writeCard` stores the
  * calibrated threshold and the quality table in the model card.
  */
-import { mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import pLimit from 'p-limit';
@@ -97,6 +97,7 @@ export interface CalibrationReport {
 /** Result of {@link evaluate}. */
 export interface EvalReport extends CalibrationReport {
   metrics: MethodMetrics;
+  thresholdSource: ThresholdSource;
   /** The model at the threshold {@link writeCard} would store (P>=0.99, rounded up); null when unreachable. */
   proposed: OperatingPoint | null;
   /** The dHash baseline; score = 1 - hamming/64, default threshold {@link EVAL_DEFAULTS}.dhashBits. */
@@ -156,9 +157,14 @@ function suiteInfo(folder: string, suite: Suite, workDir: string | null): SuiteI
   };
 }
 
-/** The real audit over the suite; the catalog lives in the work folder, so reruns reuse embeddings. */
+/**
+ * The real audit over the suite, on a fresh catalog: one kept from an earlier run in the same
+ * work folder would reuse its embeddings and make the throughput figure meaningless.
+ */
 async function auditSuite(suite: Suite, work: string, threshold: number, o: EvalOptions): Promise<Omit<SuiteRun, 'info'>> {
   const out = join(work, 'audit');
+  for (const old of (await readdir(work)).filter((n) => n.startsWith('neardup.db'))) await rm(join(work, old), { force: true });
+  await rm(out, { recursive: true, force: true });
   const t0 = performance.now();
   const result = await audit({
     upstream: [suite.upstreamDir], downstream: [suite.downstreamDir], out, db: join(work, 'neardup.db'),
@@ -194,10 +200,15 @@ async function dhashCandidates(suite: Suite, concurrency: number | undefined): P
   return dhashRows(await hashAll(suite.upstreamDir, upNames), await hashAll(suite.downstreamDir, downNames));
 }
 
-function modelThreshold(o: EvalOptions): { model: ReturnType<typeof loadModel>; threshold: number } {
+/** Where the default threshold came from: `--threshold`, the model card, or neardup's fallback for uncalibrated cards. */
+export type ThresholdSource = 'option' | 'card' | 'fallback';
+
+function modelThreshold(o: EvalOptions): { model: ReturnType<typeof loadModel>; threshold: number; source: ThresholdSource } {
   checkThreshold(o.threshold);
   const model = loadModel(o.model ?? defaultModelDir());
-  return { model, threshold: o.threshold ?? model.card.threshold ?? FALLBACK_THRESHOLD };
+  if (o.threshold !== undefined) return { model, threshold: o.threshold, source: 'option' };
+  if (model.card.threshold !== undefined) return { model, threshold: model.card.threshold, source: 'card' };
+  return { model, threshold: FALLBACK_THRESHOLD, source: 'fallback' };
 }
 
 const modelInfo = (m: ReturnType<typeof loadModel>) => ({ id: m.id, name: m.card.name, dir: m.dir });
@@ -212,7 +223,7 @@ const today = (): string => new Date().toISOString().slice(0, 10);
  * @throws ConfigError for a bad folder or option; ModelError for a missing or corrupt model.
  */
 export async function evaluate(folder: string, o: EvalOptions = {}): Promise<EvalReport> {
-  const { model, threshold } = modelThreshold(o);
+  const { model, threshold, source } = modelThreshold(o);
   return withSuiteRun(folder, o, threshold, async (r) => {
     const metrics = methodMetrics(r.rows, r.suite, threshold);
     const p99 = metrics.targets.find((t) => t.target === CARD_TARGET)!.threshold;
@@ -223,7 +234,7 @@ export async function evaluate(folder: string, o: EvalOptions = {}): Promise<Eva
     return {
       suite: r.info, model: modelInfo(model), targets: metrics.targets,
       command: commandLine('eval', folder, r.info, o), date: today(),
-      metrics, proposed: p99 === null ? null : operatingPoint(r.rows, r.suite, ceil3(p99)), dhash: dhashMetrics,
+      metrics, thresholdSource: source, proposed: p99 === null ? null : operatingPoint(r.rows, r.suite, ceil3(p99)), dhash: dhashMetrics,
       throughput: {
         upstreamImages: r.info.upstreamImages, auditSeconds: round(r.auditSeconds, 3),
         imagesPerSecond: round(r.info.upstreamImages / r.auditSeconds, 1), embedUpstreamSeconds: r.embedUpstreamSeconds,

@@ -103,7 +103,7 @@ test('dhashRows finds the nearest hash by brute force, scored 1 - hamming/64', (
   assert.deepEqual(got.get('u1'), { upstream: 'u1', downstream: 'A', score: dhashScore(1) });
   assert.deepEqual(got.get('u2'), { upstream: 'u2', downstream: 'B', score: dhashScore(hamming(up.get('u2')!, down.get('B')!)) });
   assert.equal(hamming(up.get('u2')!, down.get('B')!), 2);
-  assert.equal(got.get('u3')?.downstream, 'A', 'A is 32 bits away, C 64');
+  assert.equal(got.get('u3')?.downstream, 'A', 'A and B are both 32 bits away (the tie goes to A), C 64');
   assert.equal(got.get('u3')?.score, 0.5);
   assert.deepEqual(dhashRows(up, new Map()), []);
 });

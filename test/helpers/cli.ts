@@ -2,6 +2,7 @@
  * Run the real `neardup` CLI (dist/src/cli/main.js) as a child process from the repository root,
  * and read what it wrote. Nothing is mocked: the child uses the real catalog, model and index.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -135,4 +136,35 @@ export function parseKeepTxt(text: string): string[] {
   if (text === '') return [];
   const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
   return lines.map((l) => (l.startsWith('"') ? (JSON.parse(l) as string) : l));
+}
+
+const clip = (s: string | undefined, n = 300): string => (s === undefined ? '<missing>' : s.length > n ? `${s.slice(0, n)}…(${s.length} chars)` : s);
+
+/**
+ * Where two readOutputs() results differ: for each differing file, its first differing line
+ * (clipped), so a failure message stays readable even for report.html. Empty when equal.
+ */
+export function outputDifferences(actual: Record<string, string | undefined>, expected: Record<string, string | undefined>): string[] {
+  const diffs: string[] = [];
+  for (const name of new Set([...Object.keys(expected), ...Object.keys(actual)])) {
+    const a = actual[name];
+    const e = expected[name];
+    if (a === e) continue;
+    if (a === undefined || e === undefined) {
+      diffs.push(`${name}: ${a === undefined ? 'missing in actual' : 'missing in expected'}`);
+      continue;
+    }
+    const al = a.split('\n');
+    const el = e.split('\n');
+    const i = al.findIndex((line, k) => line !== el[k]);
+    const at = i < 0 ? el.length : i;
+    diffs.push(`${name}: ${al.length} vs ${el.length} lines; first difference at line ${at + 1}:\n  actual:   ${clip(al[at])}\n  expected: ${clip(el[at])}`);
+  }
+  return diffs;
+}
+
+/** Assert two readOutputs() results are equal, failing with outputDifferences() as the message. */
+export function assertSameOutputs(actual: Record<string, string | undefined>, expected: Record<string, string | undefined>, what = 'outputs'): void {
+  const diffs = outputDifferences(actual, expected);
+  if (diffs.length > 0) throw new assert.AssertionError({ message: `${what} differ:\n${diffs.join('\n')}`, actual: diffs, expected: [], operator: 'sameOutputs' });
 }

@@ -1,0 +1,187 @@
+/**
+ * `npm run bench` — throughput and memory of every part of the audit, measured in one run on
+ * the same inputs, and the limit ratio: end-to-end images/s ÷ 2/(t_decode + t_embed), where t
+ * are measured core-seconds per image (1.0 = both cores do nothing but useful work).
+ *
+ *   npm run bench -- [--kinds png32,jpg64,jpg500] [--upstream 2000,10000] [--downstream 1000] [--work .cache/bench]
+ *
+ * Inputs are generated from ../shared/data/tiny-imagenet/val when present (64×64 photos;
+ * 32×32 PNG are downscaled, ~500×375 JPEG are upscaled: say so when quoting numbers), else
+ * procedural. Each copy gets a unique pixel so exact-duplicate reuse cannot inflate the rates.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pLimit from 'p-limit';
+import sharp from 'sharp';
+import hnswlib from 'hnswlib-node';
+import { decodeImage } from '../src/scan/decode.js';
+import { createRuntime } from '../src/embed/backend/index.js';
+import { loadModel } from '../src/embed/model-card.js';
+import { writeNormalised } from '../src/embed/views.js';
+import { defaultModelDir, packageRoot } from '../src/util/package-root.js';
+import { mulberry32 } from '../src/util/rng.js';
+
+const KINDS = {
+  png32: { side: [32, 32], format: 'png' },
+  jpg64: { side: [64, 64], format: 'jpg' },
+  jpg500: { side: [500, 375], format: 'jpg' },
+} as const;
+type Kind = keyof typeof KINDS;
+
+const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
+
+function sourcePhotos(): Buffer[] {
+  const dir = join(packageRoot(), '..', 'shared', 'data', 'tiny-imagenet', 'val');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((f) => f.endsWith('.JPEG')).sort().slice(0, 2000).map((f) => readFileSync(join(dir, f)));
+}
+
+async function procedural(i: number): Promise<Buffer> {
+  const rng = mulberry32(i);
+  const raw = Buffer.alloc(64 * 64 * 3);
+  const [a, b, c] = [rng() * 6, rng() * 6, rng() * 255];
+  for (let p = 0; p < 64 * 64; p++) {
+    const x = p % 64, y = Math.floor(p / 64);
+    raw[p * 3] = (Math.sin(x / (a + 1)) * 127 + 128) | 0;
+    raw[p * 3 + 1] = (Math.cos(y / (b + 1)) * 127 + 128) | 0;
+    raw[p * 3 + 2] = (c + x * y) % 256;
+  }
+  return sharp(raw, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+}
+
+/** Write n unique images of a kind into dir (cached between runs). */
+async function generate(kind: Kind, n: number, dir: string, offset: number, photos: Buffer[]): Promise<void> {
+  const marker = join(dir, `.complete-${n}`);
+  if (existsSync(marker)) return;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const { side, format } = KINDS[kind];
+  const limit = pLimit(4);
+  await Promise.all(Array.from({ length: n }, (_, i) => limit(async () => {
+    const src = photos.length ? photos[(offset + i) % photos.length]! : await procedural(offset + i);
+    const { data } = await sharp(src).resize(side[0], side[1], { fit: 'fill' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    data[0] = (offset + i) % 256; // unique decoded pixels per copy
+    data[1] = Math.floor((offset + i) / 256) % 256;
+    data[2] = Math.floor((offset + i) / 65536) % 256;
+    const img = sharp(data, { raw: { width: side[0], height: side[1], channels: 3 } });
+    const out = format === 'png' ? await img.png().toBuffer() : await img.jpeg({ quality: 90 }).toBuffer();
+    writeFileSync(join(dir, `${String(i).padStart(7, '0')}.${format}`), out);
+  })));
+  writeFileSync(marker, '');
+}
+
+async function decodeOnly(dir: string, n: number, concurrency: number, size: number) {
+  const files = readdirSync(dir).filter((f) => !f.startsWith('.')).slice(0, n).map((f) => join(dir, f));
+  const limit = pLimit(concurrency);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(files.map((f) => limit(() => decodeImage(f, { size }))));
+  const wall = (performance.now() - t0) / 1000;
+  return { perSecond: files.length / wall, coreSecondsPerImage: cpuSeconds(process.cpuUsage(cpu0)) / files.length };
+}
+
+async function embedOnly(modelDir: string, n: number, batch: number, threads: number) {
+  const model = loadModel(modelDir);
+  const runtime = await createRuntime('onnx', model, { threads });
+  const { size, mean, std } = model.card.input;
+  const rgb = new Uint8Array(size * size * 3).map((_, i) => (i * 37) % 256);
+  const pixels = new Float32Array(batch * 3 * size * size);
+  for (let s = 0; s < batch; s++) writeNormalised(rgb, size, mean, std, pixels, s);
+  await runtime.embed(pixels, batch);
+  const rounds = Math.max(1, Math.round(n / batch));
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let r = 0; r < rounds; r++) await runtime.embed(pixels, batch);
+  const wall = (performance.now() - t0) / 1000;
+  await runtime.dispose();
+  return { perSecond: (rounds * batch) / wall, coreSecondsPerImage: cpuSeconds(process.cpuUsage(cpu0)) / (rounds * batch) };
+}
+
+function hnswRates(n: number, dims: number) {
+  const rng = mulberry32(7);
+  const vec = () => { const v = Array.from({ length: dims }, () => rng() - 0.5); const s = Math.hypot(...v); return v.map((x) => x / s); };
+  const index = new hnswlib.HierarchicalNSW('ip', dims);
+  index.initIndex(n, 16, 200, 100);
+  const data = Array.from({ length: n }, vec);
+  let t0 = performance.now();
+  data.forEach((v, i) => index.addPoint(v, i));
+  const build = n / ((performance.now() - t0) / 1000);
+  index.setEf(64);
+  const queries = Array.from({ length: 5000 }, vec);
+  t0 = performance.now();
+  for (const q of queries) index.searchKnn(q, 20);
+  return { buildPerSecond: build, queriesPerSecond: queries.length / ((performance.now() - t0) / 1000) };
+}
+
+/** End-to-end audit in a child process, so its peak RSS is its own. */
+function auditChild(up: string, down: string, out: string): Promise<{ seconds: number; upstreamSeconds: number; maxRssMB: number; upstream: number }> {
+  const code = `import('${join(packageRoot(), 'dist/src/audit/run.js')}').then(async (m) => {
+    const t0 = performance.now();
+    const r = await m.audit({ upstream: [${JSON.stringify(up)}], downstream: [${JSON.stringify(down)}], out: ${JSON.stringify(out)} });
+    const t = r.summary.timings; console.log(JSON.stringify({ seconds: (performance.now() - t0) / 1000, upstreamSeconds: t.embedUpstream + t.match, maxRssMB: process.resourceUsage().maxRSS / 1024, upstream: r.summary.counts.upstream }));
+  })`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.on('close', (c) => (c === 0 ? resolve(JSON.parse(stdout.trim().split('\n').pop()!)) : reject(new Error(`audit child exited ${c}`))));
+  });
+}
+
+async function main() {
+  const { values } = parseArgs({ options: {
+    kinds: { type: 'string', default: 'png32,jpg64,jpg500' }, upstream: { type: 'string', default: '2000,10000' },
+    downstream: { type: 'string', default: '1000' }, work: { type: 'string', default: join(packageRoot(), '.cache', 'bench') },
+  } });
+  const kinds = values.kinds!.split(',') as Kind[];
+  const ups = values.upstream!.split(',').map(Number);
+  const downN = Number(values.downstream);
+  const modelDir = defaultModelDir();
+  const model = loadModel(modelDir);
+  const threads = cpus().length;
+  console.log(`machine: ${cpus().length}× ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.versions.node}; model ${model.id}`);
+  const photos = sourcePhotos();
+  console.log(`inputs: ${photos.length ? 'tiny-imagenet val photos, resized per kind' : 'procedural images (../shared absent)'}; each copy unique\n`);
+  const h = hnswRates(downN * 8, model.card.output.dims);
+  console.log(`HNSW (${downN * 8} vectors, ${model.card.output.dims}-d, M16 ef200): build ${h.buildPerSecond.toFixed(0)}/s, query (k20, ef64) ${h.queriesPerSecond.toFixed(0)}/s\n`);
+  const emb = await embedOnly(modelDir, 2048, 64, threads);
+  console.log('| input | upstream | decode-only img/s | embed-only img/s | audit img/s (whole run) | audit img/s (upstream side) | limit img/s | limit ratio | peak RSS MB |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const kind of kinds) {
+    const maxUp = Math.max(...ups);
+    const upDir = join(values.work!, kind, 'up');
+    const downDir = join(values.work!, kind, 'down');
+    await generate(kind, maxUp, upDir, 0, photos);
+    await generate(kind, downN, downDir, 1_000_000, photos);
+    const dec = await decodeOnly(upDir, Math.min(maxUp, 3000), 8, model.card.input.size);
+    const limit = 2 / (dec.coreSecondsPerImage + emb.coreSecondsPerImage);
+    const slope: { n: number; s: number }[] = [];
+    for (const n of ups) {
+      const listDir = join(values.work!, kind, `list-${n}`);
+      mkdirSync(listDir, { recursive: true });
+      const list = join(listDir, 'up.txt');
+      writeFileSync(list, readdirSync(upDir).filter((f) => !f.startsWith('.')).sort().slice(0, n).map((f) => join(upDir, f)).join('\n'));
+      const out = join(values.work!, kind, `out-${n}`);
+      rmSync(out, { recursive: true, force: true });
+      const r = await auditChild(`list:${list}`, downDir, out);
+      const whole = r.upstream / r.seconds;
+      const upSide = r.upstream / r.upstreamSeconds;
+      slope.push({ n, s: r.seconds });
+      console.log(`| ${kind} | ${n} | ${dec.perSecond.toFixed(0)} | ${emb.perSecond.toFixed(0)} | ${whole.toFixed(0)} | ${upSide.toFixed(0)} | ${limit.toFixed(0)} | ${(upSide / limit).toFixed(2)} | ${r.maxRssMB.toFixed(0)} |`);
+    }
+    if (slope.length >= 2) {
+      const [a, b] = [slope[0]!, slope[slope.length - 1]!];
+      const perImage = (b.s - a.s) / (b.n - a.n);
+      console.log(`|  | 1,000,000 (extrapolated from the slope ${a.n}→${b.n}) |  |  |  | ${(1 / perImage).toFixed(0)} |  |  | est. ${((a.s + perImage * (1e6 - a.n)) / 3600).toFixed(2)} h in all |`);
+    }
+  }
+  console.log(`\nlimit = 2 / (t_decode + t_embed) with t in core-seconds per image: decode measured per kind; embed ${emb.coreSecondsPerImage.toExponential(2)} core-s/img at batch 64, ${threads} threads.`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
