@@ -86,7 +86,7 @@ describe('audit survives SIGKILL at any moment', { timeout: 170_000 }, () => {
     assert.match(reference.stdout, new RegExp(`upstream ${imageCount} images \\(${imageCount} ok\\)`));
   });
 
-  test('a kill in the middle of embedding leaves a partial catalog', async () => {
+  test('a kill in the middle of embedding leaves a partial catalog', async (t) => {
     const total = withDb(join(outA, 'neardup.db'), (db) => (db.prepare('SELECT COUNT(*) AS n FROM embeddings').get() as { n: number }).n);
     const dbPath = join(outB, 'neardup.db');
     const run = spawnCli(auditArgs(outB));
@@ -104,10 +104,11 @@ describe('audit survives SIGKILL at any moment', { timeout: 170_000 }, () => {
     const r = await run.done;
     assert.equal(r.signal, 'SIGKILL');
     const after = embeddingCount(dbPath);
+    t.diagnostic(`killed with ${after} of ${total} embeddings stored`);
     assert.ok(after !== undefined && after >= 16 && after < total, `killed with ${after} of ${total} embeddings stored`);
   });
 
-  test(`at least ${MIN_KILLS} more SIGKILLs at seeded random moments`, async () => {
+  test(`at least ${MIN_KILLS} more SIGKILLs at seeded random moments`, async (t) => {
     const rng = mulberry32(SEED);
     const log: string[] = [];
     let kills = 0;
@@ -131,6 +132,7 @@ describe('audit survives SIGKILL at any moment', { timeout: 170_000 }, () => {
         log.push(`${delay}ms: exited just before the kill`);
       }
     }
+    t.diagnostic(`full run ${Math.round(referenceMs)} ms; ${log.join(', ')}`);
     assert.ok(kills >= MIN_KILLS, `only ${kills} kills landed: ${log.join(', ')}`);
   });
 
