@@ -2,6 +2,7 @@ import { ConfigError, EXIT } from '../errors.js';
 import type { RawOptions } from '../config/options.js';
 import type { Summary } from '../report/write.js';
 import { createProgress } from './progress.js';
+import { calibrateCommand, evalCommand } from './commands-eval.js';
 import { FLAGS, helpText, parseFlags, type FlagSpec } from './flags.js';
 
 /** Where a command writes; injected so tests can run commands in-process. */
@@ -169,4 +170,4 @@ function toArgv(options: RawOptions): string[] {
   return [...argv, ...positional];
 }
 
-export const COMMANDS: Record<string, Command> = { audit, scan, embed, index, match, purge, report, dedup, run };
+export const COMMANDS: Record<string, Command> = { audit, scan, embed, index, match, purge, report, dedup, run, eval: evalCommand, calibrate: calibrateCommand };
