@@ -20,12 +20,32 @@ from vit import ViT, MEAN, STD, LN_EPS  # noqa: E402
 from train import DEFAULTS, parse_simple_yaml  # noqa: E402
 
 
+def background_mean(model, cfg, n):
+    """Mean raw (pre-L2) descriptor of n training images (the cached train array; never val/).
+
+    Subtracting it from the head's bias centres the descriptors (as SSCD's centring does) so that
+    unrelated images score lower, without changing the graph: both runtimes stay identical."""
+    import numpy as np
+    images = np.load(os.path.join(cfg['work'], 'train-u8.npy'), mmap_mode='r')
+    idx = np.random.default_rng(12345).choice(len(images), size=min(n, len(images)), replace=False)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    total = None
+    with torch.no_grad():
+        for i in range(0, len(idx), 500):
+            x = torch.from_numpy(np.ascontiguousarray(images[np.sort(idx[i:i + 500])])).float().div(255).permute(0, 3, 1, 2)
+            z = model.raw((x - mean) / std).sum(0)
+            total = z if total is None else total + z
+    return total / len(idx)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--config', default='pipelines/train.yaml')
     ap.add_argument('--name', default='neardup-vit-s8')
     ap.add_argument('--checkpoint', default=None)
     ap.add_argument('--out', default='models')
+    ap.add_argument('--centre', type=int, default=5000, help='train images for the centring mean (0: no centring)')
     args = ap.parse_args()
     cfg = dict(DEFAULTS)
     cfg.update(parse_simple_yaml(args.config))
@@ -36,6 +56,11 @@ def main():
                 image=tcfg['image'], out_dim=tcfg['out_dim'])
     model.load_state_dict(ck['model'])
     model.eval()
+    centre = None
+    if args.centre > 0:
+        centre = background_mean(model, cfg, args.centre)
+        with torch.no_grad():
+            model.head.bias -= centre
 
     out_dir = os.path.join(args.out, args.name)
     os.makedirs(out_dir, exist_ok=True)
@@ -62,6 +87,7 @@ def main():
             'type': 'vit', 'image': tcfg['image'], 'patch': tcfg['patch'], 'dim': tcfg['dim'],
             'depth': tcfg['depth'], 'heads': tcfg['heads'], 'mlp_ratio': 4, 'out_dim': tcfg['out_dim'],
             'pooling': 'cls', 'layer_norm_eps': LN_EPS, 'patch_order': 'row,col,channel (NHWC)',
+            'post': f'head bias centred on the mean raw descriptor of {args.centre} train images, then L2' if centre is not None else 'L2',
         },
         'input': {'size': tcfg['image'], 'resize': 'fill', 'layout': 'NCHW', 'mean': MEAN, 'std': STD,
                   'scale': '1/255', 'colourspace': 'srgb'},

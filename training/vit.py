@@ -57,6 +57,11 @@ class ViT(nn.Module):
 
     def forward(self, x):
         """x: [B, 3, H, W] normalised float. Returns [B, out_dim] with unit L2 norm."""
+        z = self.raw(x)
+        return z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def raw(self, x):
+        """The descriptor before L2 normalisation."""
         b = x.shape[0]
         p, g = self.patch, self.grid
         x = x.permute(0, 2, 3, 1).reshape(b, g, p, g, p, 3).permute(0, 1, 3, 2, 4, 5).reshape(b, g * g, p * p * 3)
@@ -64,5 +69,4 @@ class ViT(nn.Module):
         x = torch.cat([self.cls.expand(b, -1, -1), x], 1) + self.pos
         for blk in self.blocks:
             x = blk(x)
-        z = self.head(self.norm(x[:, 0]))
-        return z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return self.head(self.norm(x[:, 0]))
