@@ -6,9 +6,9 @@
  * this works without the shared data folder.
  *
  * Expectations assume the pipeline's decoder policy: sharp with `limitInputPixels` 100 megapixels
- * and its default `failOn: 'warning'`, SVG refused by format, symlinks followed only when they
- * resolve to a regular file inside the corpus root, and directory entries read as Buffers so
- * non-UTF-8 names still open. Run as a script: `node dist/scripts/make-hostile.js <dir>`.
+ * and `failOn: 'truncated'`, markup (SVG, HTML) refused before decoding, symlinks followed only
+ * when they resolve to a regular file inside the corpus root, and non-UTF-8 names recorded as
+ * errors (the catalog and every output are UTF-8 text; such a file must be renamed). Run as a script: `node dist/scripts/make-hostile.js <dir>`.
  */
 import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -125,7 +125,7 @@ function oddName(name: string, kind: string): Builder {
 const nonUtf8Name: Builder = async (dir) => {
   const nameBytes = Buffer.concat([Buffer.from('latin1-'), Buffer.from([0xff, 0xe9]), Buffer.from('.png')]);
   await writeFile(Buffer.concat([Buffer.from(`${dir}/`), nameBytes]), await base().png().toBuffer());
-  return [{ name: nameBytes.toString('utf8'), kind: 'name-non-utf8', expect: 'ok', nameBytes }];
+  return [{ name: nameBytes.toString('utf8'), kind: 'name-non-utf8', expect: 'error', nameBytes }];
 };
 
 /** a -> b -> a: following it fails with ELOOP; a walker that recurses without a guard spins. */

@@ -100,8 +100,7 @@ export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<Audi
     await timed(timings, 'embedUpstream', () => embedSide(s, upIds, 1, 'embed upstream', p));
     const index = await timed(timings, 'index', () => indexFor(s, downIds, p));
     await timed(timings, 'match', () => matchWith(s, index, upIds, downIds, p));
-    const runtime = await s.runtime();
-    const { summary } = await outputs(s, { modelId: s.model.id, upstreamIds: upIds, downstreamIds: downIds }, timings, runtime.name);
+    const { summary } = await outputs(s, { modelId: s.model.id, upstreamIds: upIds, downstreamIds: downIds }, timings, options.runtime);
     return { summary, matched: summary.counts.removed, outDir: options.out };
   });
 }

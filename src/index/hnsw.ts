@@ -99,7 +99,8 @@ export interface Hit { downstreamId: number; view: number; score: number }
 export function searchOne(index: DownstreamIndex, query: Float32Array, k: number, floor: number): Hit[] {
   const n = index.ids.length * index.views;
   if (n === 0) return [];
-  const kk = Math.min(n, k * 2);
+  // k images need up to k × views vectors: several views of one image are often neighbours.
+  const kk = Math.min(n, k * index.views);
   index.hnsw.setEf(Math.max(64, kk * 2));
   const { neighbors } = index.hnsw.searchKnn(Array.from(query), kk);
   const seen = new Set<number>();

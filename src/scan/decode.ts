@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import pLimit from 'p-limit';
 import sharp from 'sharp';
 
 /**
@@ -51,7 +52,7 @@ export function decodeReason(message: string): string {
   if (m.includes('pixel limit') || m.includes('exceeds pixel')) return `image too large: more than ${MAX_INPUT_PIXELS} pixels (decompression bomb?)`;
   if (m.includes('unsupported image format')) return 'not an image: unsupported or unrecognised format';
   if (m.includes('premature end') || m.includes('truncated') || m.includes('unexpected end') || m.includes('read error') || m.includes('incomplete')) return `truncated or corrupt image data (${firstLine(message)})`;
-  return `decode failed: ${firstLine(message)}`;
+  return `${UNCLASSIFIED}${firstLine(message)}`;
 }
 const firstLine = (s: string) => s.split('\n')[0]!.trim().slice(0, 200);
 
@@ -71,8 +72,30 @@ function markupReason(buf: Buffer): string | undefined {
 export async function decodeImage(path: string, options: DecodeOptions): Promise<DecodeResult> {
   const bytes = await readBounded(path);
   if (typeof bytes === 'string') return fail(bytes);
-  const markup = markupReason(bytes);
-  if (markup) return fail(markup);
+  const early = markupReason(bytes) ?? truncationReason(bytes);
+  if (early) return fail(early);
+  let result = await decodeBytes(bytes, options);
+  // libvips keeps one error buffer per process: concurrent decodes can wipe each other's message
+  // (sharp#902). Decode a failed file again, one retry at a time, to learn the real reason.
+  for (let retry = 0; retry < 2 && !result.ok && result.error.startsWith(UNCLASSIFIED); retry++) {
+    result = await alone(() => decodeBytes(bytes, options));
+  }
+  return result;
+}
+
+/** JPEG and PNG say where they end; a file cut short is named as such without asking libvips. */
+function truncationReason(buf: Buffer): string | undefined {
+  const tail = buf.subarray(Math.max(0, buf.length - 4096));
+  if (buf[0] === 0xff && buf[1] === 0xd8 && tail.lastIndexOf(Buffer.from([0xff, 0xd9])) < 0) return 'truncated or corrupt image data (JPEG end-of-image marker missing)';
+  if (buf.subarray(0, 8).equals(PNG_SIGNATURE) && tail.lastIndexOf(Buffer.from('IEND')) < 0) return 'truncated or corrupt image data (PNG IEND chunk missing)';
+  return undefined;
+}
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+const UNCLASSIFIED = 'decode failed: ';
+const alone = pLimit(1);
+
+async function decodeBytes(bytes: Buffer, options: DecodeOptions): Promise<DecodeResult> {
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', pages: 1, sequentialRead: true })
       .rotate()

@@ -87,52 +87,62 @@ function validUtf8(name: Buffer): boolean {
 interface WalkOptions { followLinks: boolean; pageSize: number }
 
 /**
- * Walk a folder recursively, yielding pages of files. Symlinks are only followed inside the root
- * (or anywhere with followLinks); loops and links that leave the root become listing errors, so
- * nothing outside the source is ever read unless the user asked for it.
+ * Walk a folder recursively in key order (a folder sorts as "name/"), yielding pages of files.
+ * Symlinks are only followed inside the root (or anywhere with followLinks); loops and links
+ * that leave the root become listing errors, so nothing outside the source is ever read unless
+ * the user asked for it.
  */
 async function* walkFolder(root: string, match: (key: string) => boolean, o: WalkOptions): AsyncGenerator<ListingPage> {
   const realRoot = realpathSync(root);
   const seenDirs = new Set<string>([realRoot]);
   let page: ListingPage = { files: [], errors: [] };
-  const stack: string[] = [''];
-  while (stack.length > 0) {
-    const relDir = stack.pop()!;
-    const dir = await opendir(join(root, relDir), { encoding: 'buffer' as BufferEncoding }).catch((e: Error) => e);
-    if (dir instanceof Error) {
-      page.errors.push({ key: relDir, path: join(root, relDir), error: `cannot read folder: ${dir.message}` });
-      continue;
+  const full = () => page.files.length + page.errors.length >= o.pageSize;
+
+  async function* visit(relDir: string): AsyncGenerator<ListingPage> {
+    const entries = await readEntries(root, relDir, realRoot, o.followLinks).catch((e: Error) => e);
+    if (entries instanceof Error) {
+      page.errors.push({ key: relDir, path: join(root, relDir), error: `cannot read folder: ${entries.message}` });
+      return;
     }
-    const names: Buffer[] = [];
-    for await (const entry of dir) names.push(entry.name as unknown as Buffer);
-    names.sort(Buffer.compare);
-    for (const raw of names) {
-      const name = raw.toString('utf8');
-      const key = relDir ? `${relDir}/${name}` : name;
-      const path = join(root, key);
-      if (!validUtf8(raw)) {
-        if (hasImageExtension(name)) page.errors.push({ key, path, error: `file name is not valid UTF-8 (bytes ${raw.toString('hex')}): rename the file to process it` });
-        continue;
-      }
-      const kind = await classify(path, realRoot, o.followLinks);
+    for (const entry of entries) {
+      const { key, kind, name } = entry;
       if (kind.type === 'dir') {
-        if (!seenDirs.has(kind.real)) {
-          seenDirs.add(kind.real);
-          stack.push(key);
-        }
+        if (seenDirs.has(kind.real)) continue;
+        seenDirs.add(kind.real);
+        yield* visit(key);
       } else if (kind.type === 'file') {
-        if (match(key)) page.files.push({ key, path, bytes: kind.bytes, mtimeMs: kind.mtimeMs });
+        if (match(key)) page.files.push({ key, path: join(root, key), bytes: kind.bytes, mtimeMs: kind.mtimeMs });
       } else if (kind.type === 'error' && hasImageExtension(name)) {
-        page.errors.push({ key, path, error: kind.error });
+        page.errors.push({ key, path: join(root, key), error: kind.error });
       }
-      if (page.files.length + page.errors.length >= o.pageSize) {
+      if (full()) {
         yield page;
         page = { files: [], errors: [] };
       }
     }
-    stack.sort().reverse();
   }
+
+  yield* visit('');
   if (page.files.length + page.errors.length > 0) yield page;
+}
+
+interface Entry { key: string; name: string; kind: Classified }
+
+/** One folder's entries, classified, sorted by key with folders compared as "name/". */
+async function readEntries(root: string, relDir: string, realRoot: string, followLinks: boolean): Promise<Entry[]> {
+  const dir = await opendir(join(root, relDir), { encoding: 'buffer' as BufferEncoding });
+  const entries: Entry[] = [];
+  for await (const dirent of dir) {
+    const raw = dirent.name as unknown as Buffer;
+    const name = raw.toString('utf8');
+    const key = relDir ? `${relDir}/${name}` : name;
+    const kind: Classified = validUtf8(raw)
+      ? await classify(join(root, key), realRoot, followLinks)
+      : { type: 'error', error: `file name is not valid UTF-8 (bytes ${raw.toString('hex')}): rename the file to process it` };
+    entries.push({ key, name, kind });
+  }
+  const sortKey = (e: Entry) => (e.kind.type === 'dir' ? `${e.name}/` : e.name);
+  return entries.sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0));
 }
 
 type Classified = { type: 'dir'; real: string } | { type: 'file'; bytes: number; mtimeMs: number } | { type: 'error'; error: string } | { type: 'other' };

@@ -1,0 +1,149 @@
+/**
+ * One writer per catalog: a CLI run against a catalog held by another process is refused (exit 4),
+ * waits with --wait, takes over a lock left by a dead process, and refuses a catalog written by a
+ * newer schema. The holder is this test process, through the real Catalog; the contender is the
+ * real CLI in a child process.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { Catalog } from '../../src/state/catalog.js';
+import { SCHEMA_VERSION } from '../../src/state/schema.js';
+import { removeDir, runCli, spawnCli, tmpDir } from '../helpers/cli.js';
+
+const SIDES = ['--upstream', 'fixtures/upstream', '--downstream', 'fixtures/downstream'];
+
+let root = '';
+
+before(async () => {
+  root = await tmpDir('neardup-lock-');
+});
+
+after(async () => {
+  await removeDir(root);
+});
+
+const runsIn = (db: string): number => {
+  const d = new Database(db, { readonly: true, fileMustExist: true });
+  try {
+    return (d.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
+  } finally {
+    d.close();
+  }
+};
+
+/** The pid of a process that has exited (and was reaped), so it is certainly not alive. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  const pid = Number(r.stdout);
+  assert.ok(Number.isInteger(pid) && pid > 0);
+  assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' });
+  return pid;
+}
+
+describe('catalog lock', () => {
+  test('a second process exits 4 with "in use" while the catalog is held', async () => {
+    const db = join(root, 'held', 'catalog.db');
+    const holder = Catalog.open(db);
+    try {
+      assert.equal(readFileSync(`${db}.lock`, 'utf8').trim(), String(process.pid), 'the lock names its holder');
+      const runsBefore = (holder.db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
+      const r = await runCli(['scan', ...SIDES, '--db', db, '-q']);
+      assert.equal(r.code, 4, `exit code; stderr: ${r.stderr}`);
+      assert.match(r.stderr, /in use/);
+      assert.match(r.stderr, new RegExp(`pid ${process.pid}`), 'the message names the holder');
+      assert.match(r.stderr, /--wait/, 'the message says how to wait');
+      assert.equal((holder.db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n, runsBefore, 'the refused run wrote nothing');
+      assert.equal(readFileSync(`${db}.lock`, 'utf8').trim(), String(process.pid), 'the refused run left the lock alone');
+    } finally {
+      holder.close();
+    }
+    assert.ok(!existsSync(`${db}.lock`), 'closing the catalog releases the lock');
+  });
+
+  test('audit is refused the same way (exit 4) and writes no outputs', async () => {
+    const out = join(root, 'held-audit');
+    const db = join(out, 'neardup.db');
+    const holder = Catalog.open(db);
+    try {
+      const r = await runCli(['audit', ...SIDES, '--out', out, '-q']);
+      assert.equal(r.code, 4, r.stderr);
+      assert.match(r.stderr, /in use/);
+      assert.ok(!existsSync(join(out, 'summary.json')));
+    } finally {
+      holder.close();
+    }
+  });
+
+  test('with --wait 5 the second process waits, then succeeds once the first releases', async () => {
+    const db = join(root, 'wait', 'catalog.db');
+    const holder = Catalog.open(db);
+    const t0 = performance.now();
+    const run = spawnCli(['scan', ...SIDES, '--db', db, '--wait', '5', '-q']);
+    let exited = false;
+    void run.done.then(() => { exited = true; });
+    await sleep(1500);
+    assert.ok(!exited, 'still waiting while the lock is held');
+    holder.close();
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(performance.now() - t0 >= 1500);
+    assert.match(r.stdout, /89 images decoded/);
+    assert.equal(runsIn(db), 1, 'the waiting run ran once');
+    assert.ok(!existsSync(`${db}.lock`), 'and released the lock');
+  });
+
+  test('with --wait 1 the second process gives up (exit 4) when the holder stays', async () => {
+    const db = join(root, 'wait-timeout', 'catalog.db');
+    const holder = Catalog.open(db);
+    try {
+      const r = await runCli(['scan', ...SIDES, '--db', db, '--wait', '1', '-q']);
+      assert.equal(r.code, 4, r.stderr);
+      assert.match(r.stderr, /in use/);
+      assert.ok(r.ms >= 1000, `waited ${Math.round(r.ms)} ms`);
+    } finally {
+      holder.close();
+    }
+  });
+
+  test('a stale lock file holding a dead pid is taken over', async () => {
+    const db = join(root, 'stale', 'catalog.db');
+    Catalog.open(db).close();
+    const pid = deadPid();
+    writeFileSync(`${db}.lock`, String(pid));
+    const r = await runCli(['scan', ...SIDES, '--db', db, '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /89 images decoded/);
+    assert.ok(!existsSync(`${db}.lock`), 'the taken-over lock is released at the end');
+    // And the library does the same in-process.
+    writeFileSync(`${db}.lock`, String(pid));
+    const c = Catalog.open(db);
+    assert.equal(readFileSync(`${db}.lock`, 'utf8').trim(), String(process.pid));
+    c.close();
+  });
+
+  test('a catalog with schema_version 999 is refused with exit 4, mentioning "newer"', async () => {
+    const db = join(root, 'newer', 'catalog.db');
+    Catalog.open(db).close();
+    const raw = new Database(db);
+    raw.prepare("UPDATE meta SET value = '999' WHERE key = 'schema_version'").run();
+    raw.close();
+    const r = await runCli(['scan', ...SIDES, '--db', db, '-q']);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /newer/);
+    assert.match(r.stderr, /999/);
+    const check = new Database(db, { readonly: true });
+    try {
+      assert.equal((check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value, '999', 'the newer catalog is left untouched');
+      assert.equal((check.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n, 0);
+    } finally {
+      check.close();
+    }
+    assert.ok(!existsSync(`${db}.lock`), 'the refusal releases the lock');
+    assert.ok(SCHEMA_VERSION < 999);
+  });
+});
