@@ -11,7 +11,7 @@ export type RuntimeFactory = (model: LoadedModel, opts: RuntimeOptions) => Promi
 
 /** Every runtime by name: 'onnx' (onnxruntime-node, the default and fastest) and 'tfjs'. */
 export const RUNTIMES: Readonly<Record<'onnx' | 'tfjs', RuntimeFactory>> = Object.freeze({
-  onnx: async (model: LoadedModel, opts: RuntimeOptions) => (await import('./onnx.js')).createOnnxRuntime(model, opts),
+  onnx: async (model: LoadedModel, opts: RuntimeOptions) => (await import('./threaded.js')).createThreadedOnnxRuntime(model, opts),
   tfjs: async (model: LoadedModel, opts: RuntimeOptions) => (await import('./tfjs.js')).createTfjsRuntime(model, opts),
 });
 
