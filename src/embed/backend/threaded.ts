@@ -3,7 +3,15 @@ import { ModelError } from '../../errors.js';
 import type { LoadedModel } from '../model-card.js';
 import type { EmbedRuntime, RuntimeOptions } from '../runtime.js';
 
-type Reply = { id: number; out?: Float32Array; error?: { message: string; code?: string }; disposed?: boolean };
+type ErrorData = { message: string; name?: string; code?: string };
+type Reply = { id: number; out?: Float32Array; error?: ErrorData; disposed?: boolean };
+
+/** Errors cross the thread as data; rebuild the class the caller would have seen in-thread. */
+function rebuild(e: ErrorData): Error {
+  if (e.name === 'RangeError') return new RangeError(e.message);
+  if (e.name === 'ModelError' || e.code?.startsWith('E_MODEL')) return new ModelError(e.message, e.code ?? 'E_MODEL_RUNTIME');
+  return new Error(e.message);
+}
 
 /**
  * The onnxruntime runtime on a worker thread (see onnx-thread.ts for why). Same interface;
@@ -24,17 +32,17 @@ export function createThreadedOnnxRuntime(model: LoadedModel, opts: RuntimeOptio
     worker.postMessage({ id, ...msg }, transfer);
   });
   return new Promise((resolve, reject) => {
-    worker.on('message', (m: Reply & { ready?: boolean; name?: string; fatal?: { message: string; code?: string } }) => {
+    worker.on('message', (m: Reply & { ready?: boolean; name?: string; fatal?: ErrorData }) => {
       if (m.fatal) {
         void worker.terminate();
-        reject(new ModelError(m.fatal.message, m.fatal.code ?? 'E_MODEL_RUNTIME'));
+        reject(rebuild({ ...m.fatal, code: m.fatal.code ?? 'E_MODEL_RUNTIME' }));
       } else if (m.ready) {
         worker.unref();
         resolve(runtime(m.name!));
       } else {
         const p = pending.get(m.id);
         pending.delete(m.id);
-        if (m.error) p?.reject(new ModelError(m.error.message, m.error.code ?? 'E_MODEL_RUNTIME'));
+        if (m.error) p?.reject(rebuild(m.error));
         else p?.resolve(m);
       }
     });
