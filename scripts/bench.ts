@@ -117,10 +117,10 @@ function hnswRates(n: number, dims: number) {
 }
 
 /** End-to-end audit in a child process, so its peak RSS is its own. */
-function auditChild(up: string, down: string, out: string): Promise<{ seconds: number; upstreamSeconds: number; maxRssMB: number; upstream: number }> {
+function auditChild(up: string, down: string, out: string, runtime: string): Promise<{ seconds: number; upstreamSeconds: number; maxRssMB: number; upstream: number }> {
   const code = `import('${join(packageRoot(), 'dist/src/audit/run.js')}').then(async (m) => {
     const t0 = performance.now();
-    const r = await m.audit({ upstream: [${JSON.stringify(up)}], downstream: [${JSON.stringify(down)}], out: ${JSON.stringify(out)} });
+    const r = await m.audit({ upstream: [${JSON.stringify(up)}], downstream: [${JSON.stringify(down)}], out: ${JSON.stringify(out)}, runtime: ${JSON.stringify(runtime)} });
     const t = r.summary.timings; console.log(JSON.stringify({ seconds: (performance.now() - t0) / 1000, upstreamSeconds: t.embedUpstream + t.match, maxRssMB: process.resourceUsage().maxRSS / 1024, upstream: r.summary.counts.upstream }));
   })`;
   return new Promise((resolve, reject) => {
@@ -134,7 +134,7 @@ function auditChild(up: string, down: string, out: string): Promise<{ seconds: n
 async function main() {
   const { values } = parseArgs({ options: {
     kinds: { type: 'string', default: 'png32,jpg64,jpg500' }, upstream: { type: 'string', default: '2000,10000' },
-    downstream: { type: 'string', default: '1000' }, work: { type: 'string', default: join(packageRoot(), '.cache', 'bench') },
+    downstream: { type: 'string', default: '1000' }, runtimes: { type: 'string', default: 'onnx,onnx-main-thread' }, work: { type: 'string', default: join(packageRoot(), '.cache', 'bench') },
   } });
   const kinds = values.kinds!.split(',') as Kind[];
   const ups = values.upstream!.split(',').map(Number);
@@ -148,8 +148,9 @@ async function main() {
   const h = hnswRates(downN * 8, model.card.output.dims);
   console.log(`HNSW (${downN * 8} vectors, ${model.card.output.dims}-d, M16 ef200): build ${h.buildPerSecond.toFixed(0)}/s, query (k20, ef64) ${h.queriesPerSecond.toFixed(0)}/s\n`);
   const emb = await embedOnly(modelDir, 2048, 64, threads);
-  console.log('| input | upstream | decode-only img/s | embed-only img/s | audit img/s (whole run) | audit img/s (upstream side) | limit img/s | limit ratio | peak RSS MB |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  const runtimes = values.runtimes!.split(',');
+  console.log('| input | runtime | upstream | decode-only img/s | embed-only img/s | audit img/s (whole run) | audit img/s (upstream side) | limit img/s | limit ratio | peak RSS MB |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const kind of kinds) {
     const maxUp = Math.max(...ups);
     const upDir = join(values.work!, kind, 'up');
@@ -158,6 +159,7 @@ async function main() {
     await generate(kind, downN, downDir, 1_000_000, photos);
     const dec = await decodeOnly(upDir, Math.min(maxUp, 3000), 8, model.card.input.size);
     const limit = 2 / (dec.coreSecondsPerImage + emb.coreSecondsPerImage);
+    for (const runtime of runtimes) {
     const slope: { n: number; s: number }[] = [];
     for (const n of ups) {
       const listDir = join(values.work!, kind, `list-${n}`);
@@ -166,16 +168,17 @@ async function main() {
       writeFileSync(list, readdirSync(upDir).filter((f) => !f.startsWith('.')).sort().slice(0, n).map((f) => join(upDir, f)).join('\n'));
       const out = join(values.work!, kind, `out-${n}`);
       rmSync(out, { recursive: true, force: true });
-      const r = await auditChild(`list:${list}`, downDir, out);
+      const r = await auditChild(`list:${list}`, downDir, out, runtime);
       const whole = r.upstream / r.seconds;
       const upSide = r.upstream / r.upstreamSeconds;
       slope.push({ n, s: r.seconds });
-      console.log(`| ${kind} | ${n} | ${dec.perSecond.toFixed(0)} | ${emb.perSecond.toFixed(0)} | ${whole.toFixed(0)} | ${upSide.toFixed(0)} | ${limit.toFixed(0)} | ${(upSide / limit).toFixed(2)} | ${r.maxRssMB.toFixed(0)} |`);
+      console.log(`| ${kind} | ${runtime} | ${n} | ${dec.perSecond.toFixed(0)} | ${emb.perSecond.toFixed(0)} | ${whole.toFixed(0)} | ${upSide.toFixed(0)} | ${limit.toFixed(0)} | ${(upSide / limit).toFixed(2)} | ${r.maxRssMB.toFixed(0)} |`);
     }
     if (slope.length >= 2) {
       const [a, b] = [slope[0]!, slope[slope.length - 1]!];
       const perImage = (b.s - a.s) / (b.n - a.n);
-      console.log(`|  | 1,000,000 (extrapolated from the slope ${a.n}→${b.n}) |  |  |  | ${(1 / perImage).toFixed(0)} |  |  | est. ${((a.s + perImage * (1e6 - a.n)) / 3600).toFixed(2)} h in all |`);
+      console.log(`|  | ${runtime} | 1,000,000 (extrapolated from the slope ${a.n}→${b.n}) |  |  |  | ${(1 / perImage).toFixed(0)} |  |  | est. ${((a.s + perImage * (1e6 - a.n)) / 3600).toFixed(2)} h in all |`);
+    }
     }
   }
   console.log(`\nlimit = 2 / (t_decode + t_embed) with t in core-seconds per image: decode measured per kind; embed ${emb.coreSecondsPerImage.toExponential(2)} core-s/img at batch 64, ${threads} threads.`);

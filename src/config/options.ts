@@ -2,10 +2,12 @@ import { availableParallelism } from 'node:os';
 import { join, normalize } from 'node:path';
 import { ConfigError, invalidOption } from '../errors.js';
 import { defaultModelDir } from '../util/package-root.js';
+import { RUNTIMES, type RuntimeName } from '../embed/backend/index.js';
+
+export type { RuntimeName };
 
 /** Runtimes by name; validation, --help and docs read this table. */
-export const RUNTIME_NAMES = Object.freeze(['onnx', 'tfjs'] as const);
-export type RuntimeName = (typeof RUNTIME_NAMES)[number];
+export const RUNTIME_NAMES = Object.freeze(Object.keys(RUNTIMES) as RuntimeName[]);
 
 /** Which image of a near-duplicate group `dedup` keeps. */
 export const KEEP_POLICIES = Object.freeze({

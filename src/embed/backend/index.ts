@@ -10,8 +10,11 @@ import type { EmbedRuntime, RuntimeOptions } from '../runtime.js';
 export type RuntimeFactory = (model: LoadedModel, opts: RuntimeOptions) => Promise<EmbedRuntime>;
 
 /** Every runtime by name: 'onnx' (onnxruntime-node, the default and fastest) and 'tfjs'. */
-export const RUNTIMES: Readonly<Record<'onnx' | 'tfjs', RuntimeFactory>> = Object.freeze({
+export const RUNTIMES: Readonly<Record<'onnx' | 'tfjs' | 'onnx-main-thread', RuntimeFactory>> = Object.freeze({
   onnx: async (model: LoadedModel, opts: RuntimeOptions) => (await import('./threaded.js')).createThreadedOnnxRuntime(model, opts),
+  // The same session on the main thread, where run() blocks decode scheduling; kept so that
+  // `npm run bench` can measure what the worker thread buys.
+  'onnx-main-thread': async (model: LoadedModel, opts: RuntimeOptions) => (await import('./onnx.js')).createOnnxRuntime(model, opts),
   tfjs: async (model: LoadedModel, opts: RuntimeOptions) => (await import('./tfjs.js')).createTfjsRuntime(model, opts),
 });
 
