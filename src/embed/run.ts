@@ -35,7 +35,7 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
     return page;
   };
   const decodePage = (page: WorkItem[]) =>
-    Promise.all(page.map((item) => limit(async (): Promise<DecodedItem> => ({ item, result: await decodeImage(item.path, { size }) }))));
+    Promise.all(page.map((item) => limit(async (): Promise<DecodedItem> => ({ item, result: await decodeImage(item, { size }) }))));
 
   let page = fetchPage();
   let pending = page.length > 0 ? decodePage(page) : undefined;
@@ -102,7 +102,7 @@ export async function runDecodeOnly(catalog: Catalog, sourceIds: number[], concu
     const page = catalog.decodeWork(sourceIds, afterId, 256);
     if (page.length === 0) return totals;
     afterId = page[page.length - 1]!.id;
-    const results = await Promise.all(page.map((item) => limit(async () => ({ item, r: await decodeImage(item.path, { size: 0 }) }))));
+    const results = await Promise.all(page.map((item) => limit(async () => ({ item, r: await decodeImage(item, { size: 0 }) }))));
     const ok: DecodedResult[] = [];
     const failed: FailedResult[] = [];
     for (const { item, r } of results) {

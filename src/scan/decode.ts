@@ -21,16 +21,20 @@ export interface DecodeOptions {
   size: number;
 }
 
+/** Where an image's bytes are: a file, or a byte range of an archive (tar member, CIFAR record). */
+export interface ImageRef { path: string; container?: string | null; offset?: number | null; bytes?: number | null; format?: 'bytes' | 'cifar' | null }
+
 export type DecodeResult =
   | { ok: true; hash: string; width: number; height: number; rgb: Uint8Array | undefined }
   | { ok: false; error: string };
 
 const fail = (error: string): DecodeResult => ({ ok: false, error });
 
-async function readBounded(path: string): Promise<Buffer | string> {
+async function readBounded(ref: ImageRef): Promise<Buffer | string> {
   let handle;
   try {
-    handle = await open(path, 'r');
+    if (ref.container) return await readRange(ref.container, ref.offset!, ref.bytes!);
+    handle = await open(ref.path, 'r');
     const { size } = await handle.stat();
     if (!(await handle.stat()).isFile()) return 'not a regular file';
     if (size === 0) return 'empty file (0 bytes)';
@@ -44,6 +48,30 @@ async function readBounded(path: string): Promise<Buffer | string> {
   } finally {
     await handle?.close();
   }
+}
+
+async function readRange(file: string, offset: number, length: number): Promise<Buffer | string> {
+  if (length === 0) return 'empty archive member (0 bytes)';
+  if (length > MAX_FILE_BYTES) return `archive member too large (${length} bytes > ${MAX_FILE_BYTES})`;
+  const handle = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buf, 0, length, offset);
+    return bytesRead === length ? buf : `archive member truncated (${bytesRead} of ${length} bytes): the archive changed since it was listed`;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** CIFAR stores 32×32 images as three 1024-byte planes; make interleaved RGB. */
+function cifarToRgb(planes: Buffer): Buffer {
+  const rgb = Buffer.alloc(3072);
+  for (let p = 0; p < 1024; p++) {
+    rgb[p * 3] = planes[p]!;
+    rgb[p * 3 + 1] = planes[1024 + p]!;
+    rgb[p * 3 + 2] = planes[2048 + p]!;
+  }
+  return rgb;
 }
 
 /** Turn libvips' messages into one short, stable reason per kind of damage. */
@@ -69,9 +97,11 @@ function markupReason(buf: Buffer): string | undefined {
  * white, then the exact full-resolution RGB pixels are hashed and resized to size×size (fill:
  * aspect changes from squeezing are undone by construction).
  */
-export async function decodeImage(path: string, options: DecodeOptions): Promise<DecodeResult> {
-  const bytes = await readBounded(path);
+export async function decodeImage(image: string | ImageRef, options: DecodeOptions): Promise<DecodeResult> {
+  const ref = typeof image === 'string' ? { path: image } : image;
+  const bytes = await readBounded(ref);
   if (typeof bytes === 'string') return fail(bytes);
+  if (ref.format === 'cifar') return finish(cifarToRgb(bytes), 32, 32, options);
   const early = markupReason(bytes) ?? truncationReason(bytes);
   if (early) return fail(early);
   let result = await decodeBytes(bytes, options);
@@ -104,19 +134,24 @@ async function decodeBytes(bytes: Buffer, options: DecodeOptions): Promise<Decod
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) return fail(`unexpected channel count ${info.channels} after conversion`);
-    const hash = createHash('sha1').update(`${info.width}x${info.height}:`).update(data).digest('hex');
-    let rgb: Uint8Array | undefined;
-    if (options.size > 0) {
-      const resized = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } })
-        .resize(options.size, options.size, { fit: 'fill', kernel: 'lanczos3' })
-        .raw()
-        .toBuffer();
-      rgb = new Uint8Array(resized.buffer, resized.byteOffset, resized.byteLength);
-    }
-    return { ok: true, hash, width: info.width, height: info.height, rgb };
+    return await finish(data, info.width, info.height, options);
   } catch (e) {
     return fail(decodeReason((e as Error).message));
   }
+}
+
+/** Hash the exact decoded RGB pixels, then resize them to the model input. */
+async function finish(data: Buffer, width: number, height: number, options: DecodeOptions): Promise<DecodeResult> {
+  const hash = createHash('sha1').update(`${width}x${height}:`).update(data).digest('hex');
+  let rgb: Uint8Array | undefined;
+  if (options.size > 0) {
+    const resized = await sharp(data, { raw: { width, height, channels: 3 } })
+      .resize(options.size, options.size, { fit: 'fill', kernel: 'lanczos3' })
+      .raw()
+      .toBuffer();
+    rgb = new Uint8Array(resized.buffer, resized.byteOffset, resized.byteLength);
+  }
+  return { ok: true, hash, width, height, rgb };
 }
 
 /** A small JPEG thumbnail as a data: URI, for the HTML report. Undefined when the file is unreadable. */

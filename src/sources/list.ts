@@ -2,11 +2,12 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { lstat, opendir, realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ConfigError } from '../errors.js';
+import { listArchive, parseArchive, type ArchiveSpec } from './archives.js';
 
 /** Extensions we hand to the decoder; anything else in a folder is not an image and is ignored. */
 export const IMAGE_EXTENSIONS = Object.freeze(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.svg', '.bmp']);
 
-export type SourceKind = 'folder' | 'list' | 'glob';
+export type SourceKind = 'folder' | 'list' | 'glob' | 'archive';
 
 /** A source spec resolved once at the boundary: what to walk and how keys are formed. */
 export interface SourceSpec {
@@ -17,17 +18,20 @@ export interface SourceSpec {
   root: string;
   /** For lists: the file listing paths. For globs: the pattern relative to root. */
   target?: string;
+  archive?: ArchiveSpec;
 }
 
-export interface ListedEntry { key: string; path: string; bytes: number; mtimeMs: number }
+export interface ListedEntry { key: string; path: string; bytes: number; mtimeMs: number; container?: string; offset?: number; format?: 'bytes' | 'cifar' }
 export interface ListingError { key: string; path: string; error: string }
 export interface ListingPage { files: ListedEntry[]; errors: ListingError[] }
 
 const isGlob = (s: string) => /[*?[\]{}]/.test(s);
 const hasImageExtension = (name: string) => IMAGE_EXTENSIONS.includes(name.slice(name.lastIndexOf('.')).toLowerCase());
 
-/** Parse `list:<file>`, `glob:<pattern>`, a pattern with wildcards, a `.txt` list or a folder. */
+/** Parse `tar:`/`cifar10:`/`cifar100:` archives, `list:<file>`, `glob:<pattern>`, a pattern with wildcards, a `.txt` list or a folder. */
 export function parseSource(spec: string, option = 'source'): SourceSpec {
+  const archive = parseArchive(spec, option);
+  if (archive) return { spec, kind: 'archive', root: archive.root, archive };
   if (spec.startsWith('list:') || (spec.endsWith('.txt') && !spec.startsWith('glob:'))) {
     const file = spec.startsWith('list:') ? spec.slice(5) : spec;
     if (!existsSync(file) || !statSync(file).isFile()) {
@@ -197,6 +201,7 @@ async function* listFile(spec: SourceSpec, pageSize: number): AsyncGenerator<Lis
 /** Every image of a source, in a stable order, a page at a time. */
 export function listSource(spec: SourceSpec, options: { followLinks?: boolean; pageSize?: number } = {}): AsyncGenerator<ListingPage> {
   const o = { followLinks: options.followLinks ?? false, pageSize: options.pageSize ?? 1000 };
+  if (spec.kind === 'archive') return listArchive(spec.archive!, o.pageSize);
   if (spec.kind === 'list') return listFile(spec, o.pageSize);
   if (spec.kind === 'glob') {
     const re = globToRegExp(spec.target!);

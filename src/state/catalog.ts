@@ -9,12 +9,12 @@ export type SourceRole = 'upstream' | 'downstream' | 'dataset';
 export type ImageStatus = 'pending' | 'ok' | 'error';
 
 export interface SourceRow { id: number; role: SourceRole; spec: string; root: string }
-export interface ListedFile { key: string; path: string; bytes: number; mtimeMs: number }
+export interface ListedFile { key: string; path: string; bytes: number; mtimeMs: number; container?: string; offset?: number; format?: 'bytes' | 'cifar' }
 export interface ImageRow {
   id: number; source_id: number; key: string; path: string; bytes: number | null;
   hash: string | null; width: number | null; height: number | null; status: ImageStatus; error: string | null;
 }
-export interface WorkItem { id: number; path: string; hash: string | null; status: ImageStatus }
+export interface WorkItem { id: number; path: string; hash: string | null; status: ImageStatus; container: string | null; offset: number | null; bytes: number | null; format: 'bytes' | 'cifar' | null }
 export interface DecodedResult { id: number; hash: string; width: number; height: number }
 export interface FailedResult { id: number; error: string }
 export interface EmbeddingRow { hash: string; views: number; vectors: Float32Array }
@@ -133,16 +133,16 @@ export class Catalog {
   /** Record listed files; a file whose size or mtime changed since it was decoded goes back to pending. */
   recordListed(sourceId: number, files: ListedFile[], listing = 0): void {
     const upsert = this.db.prepare(`
-      INSERT INTO images(source_id, key, path, bytes, mtime_ms, seen) VALUES (?, ?, ?, ?, ?, ?)
+      INSERT INTO images(source_id, key, path, bytes, mtime_ms, seen, container, offset, format) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(source_id, key) DO UPDATE SET
-        seen = excluded.seen,
+        seen = excluded.seen, container = excluded.container, offset = excluded.offset, format = excluded.format,
         path = excluded.path,
         status = CASE WHEN ${UNCHANGED} THEN images.status ELSE 'pending' END,
         hash = CASE WHEN ${UNCHANGED} THEN images.hash ELSE NULL END,
         error = CASE WHEN ${UNCHANGED} THEN images.error ELSE NULL END,
         bytes = excluded.bytes, mtime_ms = excluded.mtime_ms`);
     this.db.transaction(() => {
-      for (const f of files) upsert.run(sourceId, f.key, f.path, f.bytes, f.mtimeMs, listing);
+      for (const f of files) upsert.run(sourceId, f.key, f.path, f.bytes, f.mtimeMs, listing, f.container ?? null, f.offset ?? null, f.format ?? null);
     }).immediate();
   }
 
@@ -161,7 +161,7 @@ export class Catalog {
   /** Images of these sources still lacking a decode, or an embedding with at least `views` views. */
   embedWork(sourceIds: number[], modelId: string, views: number, afterId: number, limit: number): WorkItem[] {
     return this.db.prepare(`
-      SELECT i.id, i.path, i.hash, i.status FROM images i
+      SELECT i.id, i.path, i.hash, i.status, i.container, i.offset, i.bytes, i.format FROM images i
       WHERE i.source_id IN (${placeholders(sourceIds.length)}) AND i.id > ? AND i.status != 'error'
         AND (i.status = 'pending' OR NOT EXISTS (
           SELECT 1 FROM embeddings e WHERE e.hash = i.hash AND e.model_id = ? AND e.views >= ?))
@@ -171,7 +171,7 @@ export class Catalog {
   /** Images of these sources not decoded yet (scan without a model). */
   decodeWork(sourceIds: number[], afterId: number, limit: number): WorkItem[] {
     return this.db.prepare(`
-      SELECT id, path, hash, status FROM images
+      SELECT id, path, hash, status, container, offset, bytes, format FROM images
       WHERE source_id IN (${placeholders(sourceIds.length)}) AND id > ? AND status = 'pending'
       ORDER BY id LIMIT ?`).all(...sourceIds, afterId, limit) as WorkItem[];
   }

@@ -23,6 +23,11 @@ CREATE TABLE IF NOT EXISTS images (
   source_id INTEGER NOT NULL REFERENCES sources(id),
   key TEXT NOT NULL,
   path TEXT NOT NULL,
+  -- archive members (tar shards, CIFAR batches): the file holding the bytes, where they start,
+  -- and how to read them ('bytes': an encoded image; 'cifar': 3072 planar RGB bytes)
+  container TEXT,
+  offset INTEGER,
+  format TEXT,
   bytes INTEGER,
   mtime_ms REAL,
   hash TEXT,

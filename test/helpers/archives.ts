@@ -1,0 +1,45 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+
+/** Write a ustar archive (regular files only) — test fixture maker for the tar source. */
+export function writeTar(path: string, members: { name: string; data: Buffer }[]): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const m of members) {
+      const header = Buffer.alloc(512);
+      header.write(m.name, 0, 100, 'utf8');
+      header.write('0000644\0', 100, 'latin1');
+      header.write('0000000\0', 108, 'latin1');
+      header.write('0000000\0', 116, 'latin1');
+      header.write(`${m.data.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+      header.write(`${(1_700_000_000).toString(8).padStart(11, '0')}\0`, 136, 'latin1');
+      header.write('        ', 148, 'latin1');
+      header.write('0', 156, 'latin1');
+      header.write('ustar\0', 257, 'latin1');
+      header.write('00', 263, 'latin1');
+      let sum = 0;
+      for (const b of header) sum += b;
+      header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+      writeSync(fd, header);
+      writeSync(fd, m.data);
+      const pad = (512 - (m.data.length % 512)) % 512;
+      if (pad) writeSync(fd, Buffer.alloc(pad));
+    }
+    writeSync(fd, Buffer.alloc(1024));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** CIFAR-10 binary batch: per record one label byte, then the R, G and B 32×32 planes. */
+export function cifar10Batch(images: { label: number; rgb: Buffer }[]): Buffer {
+  return Buffer.concat(images.map(({ label, rgb }) => {
+    const rec = Buffer.alloc(1 + 3072);
+    rec[0] = label;
+    for (let p = 0; p < 1024; p++) {
+      rec[1 + p] = rgb[p * 3]!;
+      rec[1 + 1024 + p] = rgb[p * 3 + 1]!;
+      rec[1 + 2048 + p] = rgb[p * 3 + 2]!;
+    }
+    return rec;
+  }));
+}
