@@ -6,6 +6,7 @@
  * const { summary } = await audit({ upstream: ['data/pretrain'], downstream: ['data/cifar-test'], out: 'out' });
  */
 export { audit, scan, embed, index, match, report, type AuditResult, type RunHooks } from './audit/run.js';
+export { mergeShards } from './report/merge.js';
 export { dedup, groupDuplicates, type DedupResult, type DedupGroup } from './dedup/run.js';
 export { loadPipeline, PIPELINE_COMMANDS, type Pipeline } from './config/pipeline.js';
 export { resolveOptions, RUNTIME_NAMES, KEEP_POLICIES, type RawOptions, type ResolvedOptions } from './config/options.js';

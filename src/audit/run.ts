@@ -10,7 +10,7 @@ import { VERSION } from '../version.js';
 import { ConfigError, invalidOption } from '../errors.js';
 import { applyPurge, undoPurge, PURGE_ACTIONS, type PurgeAction } from '../purge/apply.js';
 import { parseSource } from '../sources/list.js';
-import { listSources, openSession, sourceIdsFor, versions, type Session } from './session.js';
+import { checkShard, listSources, openSession, sourceIdsFor, versions, type Session } from './session.js';
 
 export interface RunHooks { progress?: Progress }
 
@@ -91,9 +91,10 @@ export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<Audi
   requireSides(options);
   const p = hooks.progress ?? SILENT;
   return withSession('audit', options, async (s, timings) => {
+    checkShard(s.catalog, options.shard);
     const upIds = await timed(timings, 'list', async () => {
       await listSources(s.catalog, 'downstream', options.downstream, options.followLinks, p);
-      return listSources(s.catalog, 'upstream', options.upstream, options.followLinks, p);
+      return listSources(s.catalog, 'upstream', options.upstream, options.followLinks, p, options.shard);
     });
     const downIds = sourceIdsFor(s.catalog, 'downstream', options.downstream);
     await timed(timings, 'embedDownstream', () => embedSide(s, downIds, VIEWS.length, 'embed downstream', p));
@@ -118,9 +119,10 @@ export async function scan(raw: RawOptions, hooks: RunHooks = {}): Promise<{ dec
   const options = resolveOptions(raw);
   const p = hooks.progress ?? SILENT;
   return withSession('scan', options, async (s) => {
+    checkShard(s.catalog, options.shard);
     const ids = [
       ...(await listSources(s.catalog, 'downstream', options.downstream, options.followLinks, p)),
-      ...(await listSources(s.catalog, 'upstream', options.upstream, options.followLinks, p)),
+      ...(await listSources(s.catalog, 'upstream', options.upstream, options.followLinks, p, options.shard)),
     ];
     p.start('decode', undefined);
     const r = await runDecodeOnly(s.catalog, ids, options.concurrency, p);

@@ -3,9 +3,10 @@ import { listSource, parseSource } from '../sources/list.js';
 import { loadModel, type LoadedModel } from '../embed/model-card.js';
 import { createRuntime } from '../embed/backend/index.js';
 import type { EmbedRuntime } from '../embed/runtime.js';
-import type { ResolvedOptions } from '../config/options.js';
+import type { ResolvedOptions, Shard } from '../config/options.js';
 import type { Progress } from '../util/progress-types.js';
-import { ConfigError } from '../errors.js';
+import { createHash } from 'node:crypto';
+import { ConfigError, StateError } from '../errors.js';
 import { VERSION } from '../version.js';
 
 /** Used when a model card carries no calibrated threshold (an uncalibrated custom model). */
@@ -43,16 +44,17 @@ export function openSession(options: ResolvedOptions): Session {
 }
 
 /** List every source of one role into the catalog (new files pending, changed files re-decoded). */
-export async function listSources(catalog: Catalog, role: SourceRole, specs: string[], followLinks: boolean, progress: Progress): Promise<number[]> {
+export async function listSources(catalog: Catalog, role: SourceRole, specs: string[], followLinks: boolean, progress: Progress, shard?: Shard): Promise<number[]> {
   const ids: number[] = [];
+  const mine = shard ? (key: string) => shardOf(key, shard.count) === shard.index : () => true;
   for (const spec of specs) {
     const parsed = parseSource(spec, role === 'dataset' ? 'source' : `--${role}`);
     const id = catalog.upsertSource(role, spec, parsed.root);
     progress.start(`list ${role}`, undefined);
     const listing = catalog.beginListing(id);
     for await (const page of listSource(parsed, { followLinks })) {
-      catalog.recordListed(id, page.files, listing);
-      catalog.recordListingErrors(id, page.errors, listing);
+      catalog.recordListed(id, page.files.filter((f) => mine(f.key)), listing);
+      catalog.recordListingErrors(id, page.errors.filter((f) => mine(f.key)), listing);
       progress.tick(page.files.length + page.errors.length);
     }
     catalog.finishListing(id, listing);
@@ -60,6 +62,21 @@ export async function listSources(catalog: Catalog, role: SourceRole, specs: str
     ids.push(id);
   }
   return ids;
+}
+
+/** The shard of a key: stable across machines and runs, independent of listing order. */
+export function shardOf(key: string, count: number): number {
+  return createHash('sha1').update(key).digest().readUInt32BE(0) % count;
+}
+
+/** A catalog belongs to one shard (or none): mixing them would mark the other shards' files vanished. */
+export function checkShard(catalog: Catalog, shard: Shard | undefined): void {
+  const want = shard ? `${shard.index}/${shard.count}` : 'none';
+  const row = catalog.db.prepare("SELECT value FROM meta WHERE key = 'shard'").get() as { value: string } | undefined;
+  if (row && row.value !== want) {
+    throw new StateError(`Catalog ${catalog.path} holds upstream shard ${row.value}, this run asks for ${want}: give each shard its own --db/--out`, 'E_SHARD');
+  }
+  if (!row) catalog.db.prepare("INSERT INTO meta(key, value) VALUES ('shard', ?)").run(want);
 }
 
 /** Source ids of a role: those named, or every source of that role already in the catalog. */

@@ -56,7 +56,7 @@ function command(name: string, usage: string, summary: string, flags: FlagSpec[]
 
 const audit = command('audit', 'neardup audit --upstream <source>... --downstream <source>... --out <dir> [options]',
   'The whole decontamination chain: list, decode and embed both sides, index the downstream views, match every upstream image, write the purge plan and report.',
-  [...SIDES, F.out, ...MATCHING, ...DECODE, F.failOnMatch, F.json, ...COMMON], false,
+  [...SIDES, F.out, ...MATCHING, ...DECODE, F.shard, F.failOnMatch, F.json, ...COMMON], false,
   async (o, _p, io) => {
     const { audit: run } = await import('../audit/run.js');
     const result = await run(o, { progress: progressFor(o, io) });
@@ -66,7 +66,7 @@ const audit = command('audit', 'neardup audit --upstream <source>... --downstrea
 
 const scan = command('scan', 'neardup scan --upstream <source>... --downstream <source>... [--db <file>]',
   'List the sources into the catalog and decode every image once: size, decoded-pixel hash (exact duplicates), and the reason for any file that cannot be read.',
-  [...SIDES, F.out, F.concurrency, F.followLinks, F.json, ...COMMON], false,
+  [...SIDES, F.out, F.concurrency, F.followLinks, F.shard, F.json, ...COMMON], false,
   async (o, _p, io) => {
     const { scan: run } = await import('../audit/run.js');
     const r = await run(o, { progress: progressFor(o, io) });
@@ -170,4 +170,15 @@ function toArgv(options: RawOptions): string[] {
   return [...argv, ...positional];
 }
 
-export const COMMANDS: Record<string, Command> = { audit, scan, embed, index, match, purge, report, dedup, run, eval: evalCommand, calibrate: calibrateCommand };
+const merge = command('merge', 'neardup merge <shard-out-dir>... --out <dir> [--json]',
+  'Combine the outputs of audit --shard i/N runs into the outputs one unsharded run writes (matches.csv, candidates.csv, keep.txt, removed.csv, errors.csv, summary.json, report.html).',
+  [F.out, F.json, F.quiet, F.help], true,
+  async (o, positionals, io) => {
+    if (!o.out) throw new ConfigError('Missing --out <dir>: where the merged outputs go', 'E_CONFIG');
+    const { mergeShards } = await import('../report/merge.js');
+    const summary = await mergeShards(positionals, o.out);
+    printSummary(summary, o, io, o.out);
+    return EXIT.ok;
+  });
+
+export const COMMANDS: Record<string, Command> = { audit, scan, embed, index, match, purge, report, dedup, run, merge, eval: evalCommand, calibrate: calibrateCommand };

@@ -37,6 +37,7 @@ export const FLAGS = {
   apply: f('apply', 'apply', 'act on the removed files: move | delete (journaled in the catalog; without it purge only writes the plan)', '<action>'),
   to: f('to', 'to', 'with --apply move: folder receiving the removed files (relative paths kept)', '<dir>'),
   undo: f('undo', 'undo', 'roll back the moves of an earlier or interrupted purge --apply move'),
+  shard: f('shard', 'shard', 'handle upstream shard i of N only (by key hash; 0-based), e.g. --shard 3/8; combine the shard outputs with neardup merge', '<i/N>'),
   help: f('help', 'help', 'show this help', undefined, { short: 'h' }),
 } satisfies Record<string, FlagSpec>;
 

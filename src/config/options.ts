@@ -38,6 +38,8 @@ export interface RawOptions {
   json?: boolean;
   quiet?: boolean;
   keep?: string;
+  /** "i/N": this run handles upstream shard i of N (by key hash), e.g. one Kubernetes/Slurm array task. */
+  shard?: string;
 }
 
 /** Validated once at the boundary; stages trust every field. */
@@ -63,6 +65,18 @@ export interface ResolvedOptions {
   json: boolean;
   quiet: boolean;
   keep: KeepPolicy;
+  shard: Shard | undefined;
+}
+
+/** One of N deterministic slices of the upstream side. */
+export interface Shard { index: number; count: number }
+
+function parseShard(raw: string | undefined): Shard | undefined {
+  if (raw === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(raw.trim());
+  const shard = m ? { index: Number(m[1]), count: Number(m[2]) } : undefined;
+  if (!shard || shard.count < 1 || shard.index >= shard.count) throw invalidOption('shard', 'i/N with 0 <= i < N, e.g. 0/8', raw);
+  return shard;
 }
 
 function num(name: string, raw: number | string | undefined, lo: number, hi: number, integer: boolean): number | undefined {
@@ -109,5 +123,6 @@ export function resolveOptions(raw: RawOptions, needs: { out?: boolean } = {}): 
     json: raw.json ?? false,
     quiet: raw.quiet ?? false,
     keep: keep as KeepPolicy,
+    shard: parseShard(raw.shard),
   });
 }

@@ -10,6 +10,7 @@ import { parseSource } from '../sources/list.js';
 import type { Catalog } from '../state/catalog.js';
 import { errorRows, errorsByReason } from '../state/queries.js';
 import { SILENT, type Progress } from '../util/progress-types.js';
+import { byPath } from '../util/order.js';
 import { listSources, openSession } from '../audit/session.js';
 
 export interface DedupMember { id: number; path: string; score: number }
@@ -24,7 +25,7 @@ const ORDER: Record<KeepPolicy, (a: Candidate, b: Candidate) => number> = {
   'largest-file': (a, b) => b.bytes - a.bytes || cmp(a.path, b.path),
   first: (a, b) => cmp(a.path, b.path),
 };
-const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const cmp = byPath;
 
 function candidatesOf(catalog: Catalog, sourceIds: number[]): Candidate[] {
   return catalog.db.prepare(`SELECT id, path, hash, width * height AS pixels, bytes FROM images

@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
+import { reasonFor } from '../match/run.js';
+import { printedScore } from '../util/order.js';
 import type { Catalog } from '../state/catalog.js';
 import { errorRows, errorsByReason, sourceCounts, type CandidateView } from '../state/queries.js';
 import { thumbnailDataUri } from '../scan/decode.js';
@@ -24,7 +26,7 @@ export interface Summary {
   threshold: number;
   floor: number;
   counts: { upstream: number; upstreamOk: number; downstream: number; downstreamOk: number; errors: number; candidates: number; matches: number; exactDuplicates: number; removed: number; kept: number };
-  sources: { role: string; source: string; images: number; ok: number; errors: number; pending: number }[];
+  sources: { role: string; source: string; root: string; images: number; ok: number; errors: number; pending: number }[];
   perDownstream: { source: string; images: number; contaminated: number; matches: number }[];
   errors: { byReason: { reason: string; count: number; examples: string[] }[]; files: { path: string; source: string; reason: string }[]; filesOmitted: number };
   timings: Record<string, number>;
@@ -49,7 +51,7 @@ export function buildSummary(catalog: Catalog, sel: PurgeSelection, purge: Purge
       errors: errors.length, candidates: purge.candidates.length, matches: matches.length,
       exactDuplicates: matches.filter((m) => m.kind === 'exact').length, removed: purge.removed, kept: purge.kept,
     },
-    sources: [...up, ...down].map((c) => ({ role: c.source.role, source: c.source.spec, images: c.images, ok: c.ok, errors: c.errors, pending: c.pending })),
+    sources: [...up, ...down].map((c) => ({ role: c.source.role, source: c.source.spec, root: c.source.root, images: c.images, ok: c.ok, errors: c.errors, pending: c.pending })),
     perDownstream: down.map((c) => {
       const hits = matches.filter((m) => m.downstreamSourceId === c.source.id);
       return { source: c.source.spec, images: c.images, contaminated: new Set(hits.map((m) => m.downstreamId)).size, matches: hits.length };
@@ -64,13 +66,30 @@ export function buildSummary(catalog: Catalog, sel: PurgeSelection, purge: Purge
   };
 }
 
-async function reportPairs(matches: CandidateView[], sources: Map<number, string>): Promise<ReportPair[]> {
+/** A decided match as the HTML report shows it. */
+export interface PairRow { upstream: string; downstream: string; downstreamSource: string; score: number; view: number; kind: 'exact' | 'embedding' }
+
+/**
+ * report.html: thumbnails are made here, from the files the pairs name. Scores are taken as
+ * printed in the CSVs (6 decimals) so that a report rebuilt from CSVs (merge) is the same page.
+ */
+export async function renderReportFile(outDir: string, summary: Summary, pairs: PairRow[], candidateScores: number[]): Promise<void> {
   const limit = pLimit(4);
-  return Promise.all(matches.slice(0, DEFAULT_MAX_PAIRS).map((m) => limit(async () => ({
-    upstream: m.upstream, downstream: m.downstream, downstreamSource: sources.get(m.downstreamSourceId) ?? '',
-    score: m.score, view: viewName(m.view), reason: m.reason,
+  const shown = await Promise.all(pairs.slice(0, DEFAULT_MAX_PAIRS).map((m) => limit(async (): Promise<ReportPair> => ({
+    upstream: m.upstream, downstream: m.downstream, downstreamSource: m.downstreamSource, score: printedScore(m.score), view: viewName(m.view),
+    reason: reasonFor(m.kind, printedScore(m.score), m.view, summary.threshold),
     upstreamThumb: await thumbnailDataUri(m.upstream), downstreamThumb: await thumbnailDataUri(m.downstream),
   }))));
+  const c = summary.counts;
+  const html = renderReport({
+    title: 'neardup audit', generatedAt: new Date().toISOString(), modelId: summary.model.id, threshold: summary.threshold,
+    counts: { upstream: c.upstream, downstream: c.downstream, matched: c.removed, kept: c.kept, errors: c.errors },
+    perDownstream: summary.perDownstream,
+    pairs: shown,
+    candidateScores: candidateScores.map(printedScore),
+    errorsByReason: summary.errors.byReason.map(({ reason, count }) => ({ reason, count })),
+  });
+  writeFileAtomic(join(outDir, 'report.html'), html);
 }
 
 /** matches.csv, candidates.csv, errors.csv, summary.json and report.html, each written atomically. */
@@ -85,15 +104,7 @@ export async function writeReport(catalog: Catalog, sel: PurgeSelection, purge: 
   await writeCsvFile(join(outDir, 'errors.csv'), ['path', 'role', 'source', 'reason'], errors.map((e) => [e.path, e.role, e.source, e.error]));
   const summary = buildSummary(catalog, sel, purge, meta);
   writeFileAtomic(join(outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  const sourceNames = new Map(catalog.sources([...sel.downstreamIds]).map((s) => [s.id, s.spec]));
-  const html = renderReport({
-    title: 'neardup audit', generatedAt: new Date().toISOString(), modelId: meta.model.id, threshold: meta.threshold,
-    counts: { upstream: summary.counts.upstream, downstream: summary.counts.downstream, matched: summary.counts.removed, kept: summary.counts.kept, errors: summary.counts.errors },
-    perDownstream: summary.perDownstream,
-    pairs: await reportPairs(matches, sourceNames),
-    candidateScores: purge.candidates.map((c) => c.score),
-    errorsByReason: summary.errors.byReason.map(({ reason, count }) => ({ reason, count })),
-  });
-  writeFileAtomic(join(outDir, 'report.html'), html);
+  const sourceNames = new Map(catalog.sources([...sel.downstreamIds]).map((src) => [src.id, src.spec]));
+  await renderReportFile(outDir, summary, matches.map((m) => ({ ...m, downstreamSource: sourceNames.get(m.downstreamSourceId) ?? '' })), purge.candidates.map((c) => c.score));
   return summary;
 }

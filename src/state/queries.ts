@@ -1,4 +1,5 @@
 import type { Catalog, SourceRow } from './catalog.js';
+import { byPath } from '../util/order.js';
 
 /** Read-side views of the catalog that the purge and report stages share. */
 
@@ -16,14 +17,14 @@ export function candidates(catalog: Catalog, modelId: string, upIds: number[], d
            d.source_id AS downstreamSourceId, m.score, m.view, m.kind, m.decision, m.reason
     FROM matches m JOIN images u ON u.id = m.upstream_id JOIN images d ON d.id = m.downstream_id
     WHERE m.model_id = ? AND u.status = 'ok' AND d.status = 'ok' AND u.source_id IN (${ph(upIds.length)}) AND d.source_id IN (${ph(downIds.length)})
-    ORDER BY m.score DESC, u.path, d.path`).all(modelId, ...upIds, ...downIds) as CandidateView[];
+    ORDER BY ROUND(m.score, 6) DESC, u.path, d.path`).all(modelId, ...upIds, ...downIds) as CandidateView[];
 }
 
 /** Decided matches reduced to one row per upstream image: its best match (what removed.csv lists). */
 export function removals(all: CandidateView[]): CandidateView[] {
   const best = new Map<number, CandidateView>();
   for (const c of all) if (c.decision === 'match' && !best.has(c.upstreamId)) best.set(c.upstreamId, c);
-  return [...best.values()].sort((a, b) => (a.upstream < b.upstream ? -1 : a.upstream > b.upstream ? 1 : 0));
+  return [...best.values()].sort((a, b) => byPath(a.upstream, b.upstream));
 }
 
 /** Paths of usable upstream images, in path order, a page at a time (for keep.txt). */
@@ -52,7 +53,7 @@ export interface ErrorRow { path: string; source: string; role: string; error: s
 
 export function errorRows(catalog: Catalog, ids: number[]): ErrorRow[] {
   return catalog.db.prepare(`SELECT i.path, s.spec AS source, s.role, i.error FROM images i JOIN sources s ON s.id = i.source_id
-    WHERE i.source_id IN (${ph(ids.length)}) AND i.status = 'error' ORDER BY s.id, i.path`).all(...ids) as ErrorRow[];
+    WHERE i.source_id IN (${ph(ids.length)}) AND i.status = 'error' ORDER BY s.role = 'upstream', s.id, i.path`).all(...ids) as ErrorRow[];
 }
 
 /** Group reasons: details after the first parenthesis or colon vary per file, the kind does not. */
