@@ -45,7 +45,7 @@ def main():
     ap.add_argument('--name', default='neardup-vit-s8')
     ap.add_argument('--checkpoint', default=None)
     ap.add_argument('--out', default='models')
-    ap.add_argument('--centre', type=int, default=5000, help='train images for the centring mean (0: no centring)')
+    ap.add_argument('--centre', type=int, default=0, help='train images for a centring mean (default 0: off; it cost 1.5 points of recall@P99 in an A/B on the v1 model)')
     args = ap.parse_args()
     cfg = dict(DEFAULTS)
     cfg.update(parse_simple_yaml(args.config))

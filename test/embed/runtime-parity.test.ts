@@ -353,11 +353,11 @@ describe('onnx-weights mapping rules', () => {
 
 describe('createRuntime', () => {
   test('lists the valid names for an unknown runtime', async () => {
-    assert.deepEqual(Object.keys(RUNTIMES).sort(), ['onnx', 'tfjs']);
+    assert.deepEqual(Object.keys(RUNTIMES).sort(), ['onnx', 'onnx-main-thread', 'tfjs']);
     assert.ok(Object.isFrozen(RUNTIMES));
     await assert.rejects(createRuntime('tensorrt', loadModel(defaultModelDir()), { threads: 1 }), (error: unknown) => {
       assert.ok(error instanceof ConfigError);
-      assert.match(error.message, /^Expected one of "onnx", "tfjs" for embed\.runtime but received "tensorrt" \(string\)$/);
+      assert.match(error.message, /^Expected one of "onnx", "onnx-main-thread", "tfjs" for embed\.runtime but received "tensorrt" \(string\)$/);
       return true;
     });
   });
