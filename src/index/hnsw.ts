@@ -99,19 +99,26 @@ export interface Hit { downstreamId: number; view: number; score: number }
 export function searchOne(index: DownstreamIndex, query: Float32Array, k: number, floor: number): Hit[] {
   const n = index.ids.length * index.views;
   if (n === 0) return [];
-  // k images need up to k × views vectors: several views of one image are often neighbours.
-  const kk = Math.min(n, k * index.views);
-  index.hnsw.setEf(Math.max(64, kk * 2));
-  const { neighbors } = index.hnsw.searchKnn(Array.from(query), kk);
-  const seen = new Set<number>();
+  const q = Array.from(query);
+  // Start with 2k vectors; widen to k × views (several views of one image are often neighbours)
+  // only while the list is short of k images and its farthest vector still scores above the floor.
+  let kk = Math.min(n, k * 2);
+  for (;;) {
+    index.hnsw.setEf(Math.max(64, kk * 2));
+    const { neighbors, distances } = index.hnsw.searchKnn(q, kk);
+    const ids = [...new Set(neighbors.map((label) => Math.floor(label / index.views)))].slice(0, k);
+    const farthest = 1 - distances[distances.length - 1]!;
+    const widest = Math.min(n, k * index.views);
+    if (ids.length >= k || kk >= widest || farthest < floor) return rescore(index, ids, query, floor);
+    kk = widest;
+  }
+}
+
+function rescore(index: DownstreamIndex, ids: number[], query: Float32Array, floor: number): Hit[] {
   const hits: Hit[] = [];
-  for (const label of neighbors) {
-    const id = Math.floor(label / index.views);
-    if (seen.has(id)) continue;
-    seen.add(id);
+  for (const id of ids) {
     const best = bestView(index, id, query);
     if (best.score >= floor) hits.push({ downstreamId: id, ...best });
-    if (seen.size >= k) break;
   }
   return hits.sort((a, b) => b.score - a.score || a.downstreamId - b.downstreamId);
 }
