@@ -6,20 +6,8 @@ import { ConfigError, EXIT, invalidOption } from '../errors.js';
 import type { CalibrationReport, EvalOptions, EvalReport, MethodMetrics } from '../eval/run.js';
 import type { OperatingPoint, PrecisionTarget } from '../eval/metrics.js';
 import { createProgress } from './progress.js';
-import { FLAGS, helpText, parseFlags, type FlagSpec } from './flags.js';
-
-/** Where a command writes; the same shape as CommandIO in commands.ts. */
-export interface EvalCommandIO {
-  stdout(s: string): void;
-  stderr(s: string): void;
-  isTTY: boolean;
-}
-
-/** A command as COMMANDS holds it. */
-export interface EvalCommand {
-  summary: string;
-  run(argv: string[], io: EvalCommandIO): Promise<number>;
-}
+import { FLAGS, type FlagSpec } from './flags.js';
+import { command, type Command, type CommandIO } from './command.js';
 
 // FlagSpec.key lists only the keys other commands use; these eval-only ones go in as they are.
 const own = (name: string, key: string, description: string, argument?: string): FlagSpec =>
@@ -46,7 +34,7 @@ function optionalNumber(name: string, raw: unknown): number | undefined {
   return v;
 }
 
-function evalOptions(o: Parsed, io: EvalCommandIO): EvalOptions {
+function evalOptions(o: Parsed, io: CommandIO): EvalOptions {
   return {
     model: o.model as string | undefined,
     originals: optionalNumber('originals', o.originals),
@@ -70,19 +58,8 @@ function folderOf(name: string, positionals: string[]): string {
   return positionals[0];
 }
 
-function evalLike(name: string, usage: string, summary: string, action: (folder: string, o: EvalOptions, parsed: Parsed, io: EvalCommandIO) => Promise<number>): EvalCommand {
-  return {
-    summary,
-    async run(argv, io) {
-      const parsed = parseFlags(name, argv, EVAL_FLAGS, true);
-      if (parsed.help) {
-        io.stdout(helpText(usage, summary, EVAL_FLAGS));
-        return EXIT.ok;
-      }
-      const o = parsed.options as Parsed;
-      return action(folderOf(name, parsed.positionals), evalOptions(o, io), o, io);
-    },
-  };
+function evalLike(name: string, usage: string, summary: string, action: (folder: string, o: EvalOptions, parsed: Parsed, io: CommandIO) => Promise<number>): Command {
+  return command(name, usage, summary, EVAL_FLAGS, true, (o, positionals, io) => action(folderOf(name, positionals), evalOptions(o, io), o, io));
 }
 
 const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '—' : `${(x * 100).toFixed(1)}%`);
@@ -138,7 +115,7 @@ function calibrationTable(r: CalibrationReport): string {
   return table([['precision', 'threshold', 'recall', 'false matches/distractor'], ...rows]);
 }
 
-async function maybeWriteCard(parsed: Parsed, report: EvalReport, io: EvalCommandIO): Promise<void> {
+async function maybeWriteCard(parsed: Parsed, report: EvalReport, io: CommandIO): Promise<void> {
   if (parsed.writeCard !== true) return;
   const { writeCard } = await import('../eval/run.js');
   const threshold = await writeCard(report.model.dir, report);
@@ -146,7 +123,7 @@ async function maybeWriteCard(parsed: Parsed, report: EvalReport, io: EvalComman
 }
 
 /** `neardup eval <folder>`: recall per family, precision and thresholds, model beside dHash. */
-export const evalCommand: EvalCommand = evalLike('eval', 'neardup eval <folder> [--model <dir>] [--originals <n>] [--distractors <n>] [--seed <n>] [--threshold <x>] [--work <dir>] [--write-card] [--json] [-q]',
+export const evalCommand: Command = evalLike('eval', 'neardup eval <folder> [--model <dir>] [--originals <n>] [--distractors <n>] [--seed <n>] [--threshold <x>] [--work <dir>] [--write-card] [--json] [-q]',
   'Build the recall@P99 suite from a folder of photos (originals, one transformed copy per family, distractors), run the real audit on it and report recall per family, precision, false matches and thresholds, beside the dHash baseline.',
   async (folder, o, parsed, io) => {
     const { evaluate } = await import('../eval/run.js');
@@ -157,7 +134,7 @@ export const evalCommand: EvalCommand = evalLike('eval', 'neardup eval <folder> 
   });
 
 /** `neardup calibrate <folder>`: thresholds for precision 0.9 / 0.99 / 0.999. */
-export const calibrateCommand: EvalCommand = evalLike('calibrate', 'neardup calibrate <folder> [--model <dir>] [--originals <n>] [--distractors <n>] [--seed <n>] [--work <dir>] [--write-card] [--json] [-q]',
+export const calibrateCommand: Command = evalLike('calibrate', 'neardup calibrate <folder> [--model <dir>] [--originals <n>] [--distractors <n>] [--seed <n>] [--work <dir>] [--write-card] [--json] [-q]',
   'Build the recall@P99 suite from a folder of photos, run the real audit on it and print the thresholds at which top-1 precision reaches 0.9, 0.99 and 0.999, with the recall at each. --write-card also runs the dHash baseline, for the card\'s quality table.',
   async (folder, o, parsed, io) => {
     const run = await import('../eval/run.js');

@@ -3,19 +3,10 @@ import type { RawOptions } from '../config/options.js';
 import type { Summary } from '../report/write.js';
 import { createProgress } from './progress.js';
 import { calibrateCommand, evalCommand } from './commands-eval.js';
-import { FLAGS, helpText, parseFlags, type FlagSpec } from './flags.js';
+import { FLAGS, type FlagSpec } from './flags.js';
+import { command, type Command, type CommandIO } from './command.js';
 
-/** Where a command writes; injected so tests can run commands in-process. */
-export interface CommandIO {
-  stdout(s: string): void;
-  stderr(s: string): void;
-  isTTY: boolean;
-}
-
-export interface Command {
-  summary: string;
-  run(argv: string[], io: CommandIO): Promise<number>;
-}
+export type { Command, CommandIO };
 
 const F = FLAGS;
 const COMMON: FlagSpec[] = [F.db, F.model, F.runtime, F.wait, F.quiet, F.help];
@@ -36,22 +27,6 @@ function printSummary(summary: Summary, o: RawOptions, io: CommandIO, outDir: st
       `${c.removed} upstream images match a downstream image at threshold ${summary.threshold} (${c.exactDuplicates} exact pixel duplicates); ${c.kept} kept\n` +
       `outputs in ${outDir}: matches.csv candidates.csv keep.txt removed.csv errors.csv summary.json report.html\n`,
   );
-}
-
-/** A command built from its flag list: --help handled, flags parsed, then the action. */
-function command(name: string, usage: string, summary: string, flags: FlagSpec[], positionals: boolean,
-  action: (o: RawOptions & Record<string, unknown>, positionals: string[], io: CommandIO) => Promise<number>): Command {
-  return {
-    summary,
-    async run(argv, io) {
-      const parsed = parseFlags(name, argv, flags, positionals);
-      if (parsed.help) {
-        io.stdout(helpText(usage, summary, flags));
-        return EXIT.ok;
-      }
-      return action(parsed.options, parsed.positionals, io);
-    },
-  };
 }
 
 const audit = command('audit', 'neardup audit --upstream <source>... --downstream <source>... --out <dir> [options]',
