@@ -14,6 +14,7 @@ import { loadModel, type LoadedModel } from '../../src/embed/model-card.js';
 import type { EmbedRuntime } from '../../src/embed/runtime.js';
 import { ConfigError, ModelError } from '../../src/errors.js';
 import { defaultModelDir, packageRoot } from '../../src/util/package-root.js';
+import { mulberry32 } from '../../src/util/rng.js';
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff']);
 /** Enough images for a meaningful minimum, few enough to keep the test quick on a busy 2-core box. */
@@ -35,18 +36,6 @@ function fixtureImages(): string[] {
   return found.slice(0, MAX_FIXTURES);
 }
 
-/** Deterministic PRNG (mulberry32) so the procedural images never change. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Twelve visibly different images, JPEG-encoded so that decoding goes through the same path as
  * real photos: SVG scenes of shapes and gradients, plus value-noise textures.
@@ -54,7 +43,7 @@ function prng(seed: number): () => number {
 async function proceduralImages(): Promise<Buffer[]> {
   const out: Buffer[] = [];
   for (let i = 0; i < 8; i++) {
-    const rnd = prng(1000 + i);
+    const rnd = mulberry32(1000 + i);
     const colour = (): string => `rgb(${Math.floor(rnd() * 256)},${Math.floor(rnd() * 256)},${Math.floor(rnd() * 256)})`;
     const shapes: string[] = [];
     for (let s = 0; s < 6; s++) {
@@ -69,7 +58,7 @@ async function proceduralImages(): Promise<Buffer[]> {
     out.push(await sharp(Buffer.from(svg)).jpeg({ quality: 90 }).toBuffer());
   }
   for (let i = 0; i < 4; i++) {
-    const rnd = prng(2000 + i);
+    const rnd = mulberry32(2000 + i);
     const cells = 4 + 3 * i;
     const grid = Array.from({ length: (cells + 1) * (cells + 1) * 3 }, () => rnd() * 255);
     const w = 160;
