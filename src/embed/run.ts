@@ -37,15 +37,14 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
   const decodePage = (page: WorkItem[]) =>
     Promise.all(page.map((item) => limit(async (): Promise<DecodedItem> => ({ item, result: await decodeImage(item, { size }) }))));
 
-  let page = fetchPage();
-  let pending = page.length > 0 ? decodePage(page) : undefined;
+  const first = fetchPage();
+  let pending = first.length > 0 ? decodePage(first) : undefined;
   while (pending) {
     const decoded = await pending;
     const next = fetchPage();
     pending = next.length > 0 ? decodePage(next) : undefined;
     await embedAndCommit(catalog, model, runtime, o.views, decoded, result);
     progress.tick(decoded.length);
-    page = next;
   }
   return result;
 }

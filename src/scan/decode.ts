@@ -35,8 +35,9 @@ async function readBounded(ref: ImageRef): Promise<Buffer | string> {
   try {
     if (ref.container) return await readRange(ref.container, ref.offset!, ref.bytes!);
     handle = await open(ref.path, 'r');
-    const { size } = await handle.stat();
-    if (!(await handle.stat()).isFile()) return 'not a regular file';
+    const stats = await handle.stat();
+    if (!stats.isFile()) return 'not a regular file';
+    const { size } = stats;
     if (size === 0) return 'empty file (0 bytes)';
     if (size > MAX_FILE_BYTES) return `file too large (${size} bytes > ${MAX_FILE_BYTES})`;
     return await handle.readFile();
