@@ -10,7 +10,8 @@ import { VERSION } from '../version.js';
 import { ConfigError, invalidOption } from '../errors.js';
 import { applyPurge, undoPurge, PURGE_ACTIONS, type PurgeAction } from '../purge/apply.js';
 import { parseSource } from '../sources/list.js';
-import { checkShard, listSources, openSession, sourceIdsFor, versions, type Session } from './session.js';
+import { importDownstream, markPrepared } from './downstream.js';
+import { checkShard, indexPathFor, listSources, openSession, sourceIdsFor, versions, type Session } from './session.js';
 
 export interface RunHooks { progress?: Progress }
 
@@ -58,7 +59,8 @@ async function embedSide(s: Session, sourceIds: number[], views: number, label: 
 }
 
 function indexFor(s: Session, downIds: number[], p: Progress): DownstreamIndex {
-  return buildIndex(s.catalog, { sourceIds: downIds, modelId: s.model.id, views: VIEWS.length, dims: s.model.card.output.dims, path: s.indexPath }, p);
+  const sharedPath = s.options.downstreamDb ? indexPathFor(s.options.downstreamDb, s.model.card.name) : undefined;
+  return buildIndex(s.catalog, { sourceIds: downIds, modelId: s.model.id, views: VIEWS.length, dims: s.model.card.output.dims, path: s.indexPath, sharedPath }, p);
 }
 
 function matchWith(s: Session, index: DownstreamIndex, upIds: number[], downIds: number[], p: Progress): MatchResult {
@@ -93,7 +95,8 @@ export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<Audi
   return withSession('audit', options, async (s, timings) => {
     checkShard(s.catalog, options.shard);
     const upIds = await timed(timings, 'list', async () => {
-      await listSources(s.catalog, 'downstream', options.downstream, options.followLinks, p);
+      if (options.downstreamDb) importDownstream(s.catalog, options.downstreamDb, s.model.id);
+      else await listSources(s.catalog, 'downstream', options.downstream, options.followLinks, p);
       return listSources(s.catalog, 'upstream', options.upstream, options.followLinks, p, options.shard);
     });
     const downIds = sourceIdsFor(s.catalog, 'downstream', options.downstream);
@@ -107,11 +110,33 @@ export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<Audi
 }
 
 /** Fail before touching the catalog when a side is missing or a source does not exist. */
-function requireSides(options: ResolvedOptions): void {
-  for (const role of ['upstream', 'downstream'] as const) {
+function requireSides(options: ResolvedOptions, roles: readonly ('upstream' | 'downstream')[] = ['upstream', 'downstream']): void {
+  if (options.downstreamDb && options.downstream.length > 0) throw new ConfigError('Pass either --downstream or --downstream-db (a catalog made by neardup prepare), not both', 'E_CONFIG');
+  for (const role of roles) {
+    if (role === 'downstream' && options.downstreamDb) continue;
     if (options[role].length === 0) throw new ConfigError(`Missing --${role} <source>: audit needs at least one ${role} folder, file list or glob`, 'E_CONFIG');
     for (const spec of options[role]) parseSource(spec, `--${role}`);
   }
+}
+
+export interface PrepareResult { images: number; embedded: number; failed: number; db: string; index: string }
+
+/**
+ * `neardup prepare`: the downstream side once, for many shards or queue workers: list, embed in
+ * 8 views, build the HNSW index, and mark the catalog prepared. Runs resume like audit.
+ */
+export async function prepare(raw: RawOptions, hooks: RunHooks = {}): Promise<PrepareResult> {
+  const options = resolveOptions(raw);
+  if (options.downstreamDb) throw new ConfigError('prepare builds a downstream catalog: pass --downstream <source> and --db <file>, not --downstream-db', 'E_CONFIG');
+  requireSides(options, ['downstream']);
+  const p = hooks.progress ?? SILENT;
+  return withSession('prepare', options, async (s, timings) => {
+    const downIds = await timed(timings, 'list', () => listSources(s.catalog, 'downstream', options.downstream, options.followLinks, p));
+    const r = await timed(timings, 'embedDownstream', () => embedSide(s, downIds, VIEWS.length, 'embed downstream', p));
+    const idx = await timed(timings, 'index', () => indexFor(s, downIds, p));
+    markPrepared(s.catalog, s.model.id);
+    return { images: idx.ids.length, embedded: r.embedded, failed: r.failed, db: s.catalog.path, index: s.indexPath };
+  });
 }
 
 /** Stage `scan`: list sources and decode every image (hash, size, errors); no model. */

@@ -26,15 +26,18 @@ export interface Session {
   close(): Promise<void>;
 }
 
+/** Where a catalog's HNSW index for a model is saved. */
+export const indexPathFor = (db: string, modelName: string) => `${db}.${modelName}.hnsw`;
+
 export function openSession(options: ResolvedOptions): Session {
   const model = loadModel(options.model);
-  const catalog = Catalog.open(options.db, { waitMs: options.waitMs });
+  const catalog = Catalog.open(options.db, { waitMs: options.waitMs, leaseHeld: options.leaseHeld });
   const threshold = options.threshold ?? model.card.threshold ?? FALLBACK_THRESHOLD;
   const floor = options.floor ?? Math.max(-1, threshold - FLOOR_MARGIN);
   let runtime: Promise<EmbedRuntime> | undefined;
   return {
     options, catalog, model, threshold, floor,
-    indexPath: `${options.db}.${model.card.name}.hnsw`,
+    indexPath: indexPathFor(options.db, model.card.name),
     runtime: () => (runtime ??= createRuntime(options.runtime, model, { threads: options.threads })),
     async close() {
       if (runtime) await (await runtime.catch(() => undefined))?.dispose();

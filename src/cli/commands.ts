@@ -3,6 +3,7 @@ import type { RawOptions } from '../config/options.js';
 import type { Summary } from '../report/write.js';
 import { createProgress } from './progress.js';
 import { calibrateCommand, evalCommand } from './commands-eval.js';
+import { enqueueCommand, prepareCommand, statusCommand, workerCommand } from './commands-queue.js';
 import { FLAGS, type FlagSpec } from './flags.js';
 import { command, type Command, type CommandIO } from './command.js';
 
@@ -31,7 +32,7 @@ function printSummary(summary: Summary, o: RawOptions, io: CommandIO, outDir: st
 
 const audit = command('audit', 'neardup audit --upstream <source>... --downstream <source>... --out <dir> [options]',
   'The whole decontamination chain: list, decode and embed both sides, index the downstream views, match every upstream image, write the purge plan and report.',
-  [...SIDES, F.out, ...MATCHING, ...DECODE, F.shard, F.failOnMatch, F.json, ...COMMON], false,
+  [...SIDES, F.downstreamDb, F.out, ...MATCHING, ...DECODE, F.shard, F.failOnMatch, F.json, ...COMMON], false,
   async (o, _p, io) => {
     const { audit: run } = await import('../audit/run.js');
     const result = await run(o, { progress: progressFor(o, io) });
@@ -156,4 +157,4 @@ const merge = command('merge', 'neardup merge <shard-out-dir>... --out <dir> [--
     return EXIT.ok;
   });
 
-export const COMMANDS: Record<string, Command> = { audit, scan, embed, index, match, purge, report, dedup, run, merge, eval: evalCommand, calibrate: calibrateCommand };
+export const COMMANDS: Record<string, Command> = { audit, scan, embed, index, match, purge, report, dedup, run, merge, prepare: prepareCommand, enqueue: enqueueCommand, worker: workerCommand, status: statusCommand, eval: evalCommand, calibrate: calibrateCommand };

@@ -5,7 +5,7 @@ import { KEEP_POLICIES, RUNTIME_NAMES, type RawOptions } from '../config/options
 /** One flag: its description, its argument (absent for booleans) and where it goes in RawOptions. */
 export interface FlagSpec {
   name: string;
-  key: keyof RawOptions | 'help' | 'apply' | 'to' | 'write-card' | 'sample' | 'distractors' | 'seed' | 'undo';
+  key: keyof RawOptions | 'help' | 'apply' | 'to' | 'write-card' | 'sample' | 'distractors' | 'seed' | 'undo' | QueueKey;
   description: string;
   argument?: string;
   multiple?: boolean;
@@ -13,6 +13,9 @@ export interface FlagSpec {
 }
 
 const f = (name: string, key: FlagSpec['key'], description: string, argument?: string, extra: Partial<FlagSpec> = {}): FlagSpec => ({ name, key, description, argument, ...extra });
+
+/** Queue-mode settings (enqueue, worker, status); they never reach RawOptions. */
+type QueueKey = 'redis' | 'queue' | 'shards' | 'run' | 'lease' | 'exitWhenIdle' | 'attempts';
 
 /** Every flag neardup knows; each command picks the ones it accepts. */
 export const FLAGS = {
@@ -38,6 +41,14 @@ export const FLAGS = {
   to: f('to', 'to', 'with --apply move: folder receiving the removed files (relative paths kept)', '<dir>'),
   undo: f('undo', 'undo', 'roll back the moves of an earlier or interrupted purge --apply move'),
   shard: f('shard', 'shard', 'handle upstream shard i of N only (by key hash; 0-based), e.g. --shard 3/8; combine the shard outputs with neardup merge', '<i/N>'),
+  downstreamDb: f('downstream-db', 'downstreamDb', 'use the downstream side prepared in this catalog by `neardup prepare` (read-only; instead of --downstream)', '<file>'),
+  redis: f('redis', 'redis', 'Redis URL of the job queue (default $NEARDUP_REDIS or redis://127.0.0.1:6379)', '<url>'),
+  queue: f('queue', 'queue', 'BullMQ queue name (default neardup)', '<name>'),
+  shards: f('shards', 'shards', 'number of upstream shard jobs to enqueue', '<N>'),
+  run: f('run', 'run', 'name of the run on the queue (default derived from --out); enqueueing a run again adds nothing', '<name>'),
+  attempts: f('attempts', 'attempts', 'tries per shard job before it fails (default 3; a killed worker does not use one)', '<n>'),
+  lease: f('lease', 'lease', 'seconds a job stays with a worker that stopped renewing it (killed, hung) before another takes it (default 60)', '<s>'),
+  exitWhenIdle: f('exit-when-idle', 'exitWhenIdle', 'exit once the queue has nothing waiting or running (batch jobs, CI)'),
   help: f('help', 'help', 'show this help', undefined, { short: 'h' }),
 } satisfies Record<string, FlagSpec>;
 

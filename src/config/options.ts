@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { join, normalize } from 'node:path';
+import { join, normalize, resolve } from 'node:path';
 import { ConfigError, invalidOption } from '../errors.js';
 import { defaultModelDir } from '../util/package-root.js';
 import { RUNTIMES, type RuntimeName } from '../embed/backend/index.js';
@@ -40,6 +40,10 @@ export interface RawOptions {
   keep?: string;
   /** "i/N": this run handles upstream shard i of N (by key hash), e.g. one Kubernetes/Slurm array task. */
   shard?: string;
+  /** A catalog made by `neardup prepare`: its downstream side is used read-only instead of --downstream. */
+  downstreamDb?: string;
+  /** Set by queue workers only: the job lease proves a lock left on another host is stale. */
+  leaseHeld?: boolean;
 }
 
 /** Validated once at the boundary; stages trust every field. */
@@ -66,6 +70,9 @@ export interface ResolvedOptions {
   quiet: boolean;
   keep: KeepPolicy;
   shard: Shard | undefined;
+  /** Absolute path of a prepared downstream catalog, or undefined. */
+  downstreamDb: string | undefined;
+  leaseHeld: boolean;
 }
 
 /** One of N deterministic slices of the upstream side. */
@@ -124,5 +131,7 @@ export function resolveOptions(raw: RawOptions, needs: { out?: boolean } = {}): 
     quiet: raw.quiet ?? false,
     keep: keep as KeepPolicy,
     shard: parseShard(raw.shard),
+    downstreamDb: raw.downstreamDb === undefined ? undefined : resolve(raw.downstreamDb),
+    leaseHeld: raw.leaseHeld === true,
   });
 }

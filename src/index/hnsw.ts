@@ -24,7 +24,13 @@ export interface DownstreamIndex {
   loadedFromDisk: boolean;
 }
 
-export interface IndexOptions { sourceIds: number[]; modelId: string; views: number; dims: number; path: string }
+export interface IndexOptions {
+  sourceIds: number[]; modelId: string; views: number; dims: number;
+  /** Where this catalog's index is saved (and reused from). */
+  path: string;
+  /** A prepared, shared index to load first and never write (queue workers, array jobs). */
+  sharedPath?: string;
+}
 
 /** Load downstream embeddings page by page (the whole downstream side must fit in memory). */
 function loadDownstream(catalog: Catalog, o: IndexOptions): Map<number, Float32Array> {
@@ -58,16 +64,8 @@ export function buildIndex(catalog: Catalog, o: IndexOptions, progress: Progress
   const capacity = Math.max(1, ids.length * o.views);
   const hnsw = new HierarchicalNSW('ip', o.dims);
   const metaPath = `${o.path}.json`;
-  if (existsSync(o.path) && existsSync(metaPath)) {
-    try {
-      const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { fingerprint?: string };
-      if (meta.fingerprint === fingerprint) {
-        hnsw.readIndexSync(o.path, true);
-        return { views: o.views, dims: o.dims, ids, vectors, hnsw, fingerprint, loadedFromDisk: true };
-      }
-    } catch {
-      // A damaged saved index is rebuilt below.
-    }
+  for (const saved of [o.sharedPath, o.path]) {
+    if (saved && loadSaved(hnsw, saved, fingerprint)) return { views: o.views, dims: o.dims, ids, vectors, hnsw, fingerprint, loadedFromDisk: true };
   }
   hnsw.initIndex(capacity, HNSW_PARAMS.M, HNSW_PARAMS.efConstruction, HNSW_PARAMS.seed);
   progress.start('index', ids.length);
@@ -88,6 +86,19 @@ export function buildIndex(catalog: Catalog, o: IndexOptions, progress: Progress
     }
   }
   return { views: o.views, dims: o.dims, ids, vectors, hnsw, fingerprint, loadedFromDisk: false };
+}
+
+/** Load a saved index if its fingerprint says it holds exactly these vectors. */
+function loadSaved(hnsw: InstanceType<typeof HierarchicalNSW>, path: string, fingerprint: string): boolean {
+  if (!existsSync(path) || !existsSync(`${path}.json`)) return false;
+  try {
+    const meta = JSON.parse(readFileSync(`${path}.json`, 'utf8')) as { fingerprint?: string };
+    if (meta.fingerprint !== fingerprint) return false;
+    hnsw.readIndexSync(path, true);
+    return true;
+  } catch {
+    return false; // a damaged saved index is rebuilt
+  }
 }
 
 export interface Hit { downstreamId: number; view: number; score: number }

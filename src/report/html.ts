@@ -18,6 +18,9 @@ export interface ReportPair {
   upstreamThumb?: string;
   /** `data:image/jpeg;base64,...` made by the caller; anything else is not rendered. */
   downstreamThumb?: string;
+  /** What each side's source says about the image (label, class, ...), shown as small text. */
+  upstreamMeta?: Readonly<Record<string, string | number>>;
+  downstreamMeta?: Readonly<Record<string, string | number>>;
 }
 
 /** Everything the report shows; the renderer computes only bins, sorting and percentages. */
@@ -29,6 +32,8 @@ export interface ReportData {
   counts: { upstream: number; downstream: number; matched: number; kept: number; errors: number };
   /** Contamination per downstream set, rendered in the given order. */
   perDownstream: { source: string; images: number; contaminated: number; matches: number }[];
+  /** Contamination per downstream label (CIFAR label, class folder), in the given order; absent or empty: no table. */
+  contaminationByLabel?: { label: string | number; images: number; contaminated: number }[];
   /** Decided matches, in any order: the report sorts them by score, descending. */
   pairs: ReportPair[];
   /** Every candidate score above the search floor, matched or not (for the histogram). */
@@ -116,7 +121,7 @@ export function renderReport(data: ReportData): string {
     renderHead(data.title),
     '<body>',
     renderSummary(data),
-    renderContamination(data.perDownstream),
+    renderContamination(data.perDownstream) + renderLabelContamination(data.contaminationByLabel),
     renderHistogram(data.candidateScores, data.threshold),
     renderPairs(data.pairs, maxPairs),
     renderErrors(data.errorsByReason),
@@ -162,6 +167,7 @@ tfoot td { font-weight: 600; }
 .pair img, .pair .nothumb { width: 160px; height: 160px; object-fit: contain; background: #f3f5f7; display: block; }
 .pair .nothumb { line-height: 160px; text-align: center; color: #8c959f; font-size: 12px; }
 .pair figcaption { margin-top: 4px; }
+.imeta { color: #57606a; font-size: 11px; word-break: break-all; }
 .empty { color: #57606a; }
 `;
 
@@ -195,6 +201,19 @@ function renderContamination(rows: ReportData['perDownstream']): string {
 <tbody>
 ${body}
 </tbody>${foot}
+</table>`;
+}
+
+function renderLabelContamination(rows: ReportData['contaminationByLabel']): string {
+  if (!rows || rows.length === 0) return '';
+  const body = rows.map((r) => `<tr><td class="key">${escapeHtml(String(r.label))}</td><td class="num">${fmtInt(r.images)}</td>` +
+    `<td class="num">${fmtInt(r.contaminated)}</td><td class="num">${percent(r.contaminated, r.images)}</td></tr>`);
+  return `\n<h2>Contamination per downstream label</h2>
+<table class="by-label">
+<thead><tr><th>Label</th><th>Images</th><th>Contaminated images</th><th>% contaminated</th></tr></thead>
+<tbody>
+${body.join('\n')}
+</tbody>
 </table>`;
 }
 
@@ -308,18 +327,25 @@ function renderPairs(pairs: readonly ReportPair[], maxPairs: number): string {
 
 function pairCard(p: ReportPair): string {
   return `<article class="pair"><header><b>${fmtScore(p.score)}</b> · view ${escapeHtml(p.view)} · ${escapeHtml(p.reason)}</header>` +
-    `<div class="sides">${side('upstream', p.upstream, p.upstreamThumb)}` +
-    `${side(`downstream · ${p.downstreamSource}`, p.downstream, p.downstreamThumb)}</div></article>`;
+    `<div class="sides">${side('upstream', p.upstream, p.upstreamThumb, p.upstreamMeta)}` +
+    `${side(`downstream · ${p.downstreamSource}`, p.downstream, p.downstreamThumb, p.downstreamMeta)}</div></article>`;
 }
 
 // Only base64 image data URIs: a caller bug must not turn into a remote fetch or script URL.
 const SAFE_THUMB = /^data:image\/(?:jpeg|png|webp|gif);base64,[A-Za-z0-9+/]+={0,2}$/;
 
-function side(label: string, key: string, thumb: string | undefined): string {
+/** `label_name: cat, label: 3`: key order as the source wrote it. */
+export function metaText(meta: Readonly<Record<string, string | number>> | undefined): string {
+  return meta ? Object.entries(meta).map(([k, v]) => `${k}: ${String(v)}`).join(', ') : '';
+}
+
+function side(label: string, key: string, thumb: string | undefined, meta?: Readonly<Record<string, string | number>>): string {
   const img = thumb !== undefined && SAFE_THUMB.test(thumb)
     ? `<img src="${thumb}" alt="" width="160" height="160" loading="lazy" decoding="async">`
     : '<div class="nothumb">no preview</div>';
-  return `<figure>${img}<figcaption><span class="note">${escapeHtml(label)}</span><br><span class="key">${escapeHtml(key)}</span></figcaption></figure>`;
+  const text = metaText(meta);
+  const metaLine = text ? `<br><span class="imeta">${escapeHtml(text)}</span>` : '';
+  return `<figure>${img}<figcaption><span class="note">${escapeHtml(label)}</span><br><span class="key">${escapeHtml(key)}</span>${metaLine}</figcaption></figure>`;
 }
 
 function renderErrors(rows: ReportData['errorsByReason']): string {

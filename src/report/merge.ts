@@ -6,7 +6,7 @@ import { errorsByReason } from '../state/queries.js';
 import { VIEWS } from '../embed/views.js';
 import { byPath } from '../util/order.js';
 import { parseCsv, writeCsvFile } from './csv.js';
-import { renderReportFile, type Summary } from './write.js';
+import { CANDIDATES_HEADER, MATCHES_HEADER, labelTable, renderReportFile, type Summary } from './write.js';
 
 /**
  * `neardup merge`: combine the outputs of `audit --shard i/N` runs into exactly what one
@@ -35,7 +35,8 @@ export async function mergeShards(dirs: string[], out: string): Promise<Summary>
     }
   }
   mkdirSync(out, { recursive: true });
-  const candidates = shards.flatMap((s) => s.candidates).sort(byScoreThenPaths);
+  // Shards written before the meta columns existed have 6 columns: their meta is empty.
+  const candidates = shards.flatMap((s) => s.candidates).map((c) => [...c.slice(0, 6), c[6] ?? '', c[7] ?? '']).sort(byScoreThenPaths);
   const matches = candidates.filter((c) => c[5] === 'match');
   const removed = shards.flatMap((s) => s.removed).sort((a, b) => byPath(a[0]!, b[0]!));
   const keep = shards.flatMap((s) => s.keep).sort(byPath);
@@ -44,8 +45,8 @@ export async function mergeShards(dirs: string[], out: string): Promise<Summary>
   const errors = [...new Map(shards.flatMap((s) => s.errors).map((e) => [`${e[1]}\0${e[0]}`, e])).values()]
     .sort((a, b) => roleRank(a[1]!) - roleRank(b[1]!) || (sourceRank.get(`${a[1]}\0${a[2]}`)! - sourceRank.get(`${b[1]}\0${b[2]}`)!) || byPath(a[0]!, b[0]!));
 
-  await writeCsvFile(join(out, 'candidates.csv'), ['upstream', 'downstream', 'score', 'view', 'kind', 'decision'], candidates);
-  await writeCsvFile(join(out, 'matches.csv'), ['upstream', 'downstream', 'score', 'view'], matches.map((c) => c.slice(0, 4)));
+  await writeCsvFile(join(out, 'candidates.csv'), CANDIDATES_HEADER, candidates);
+  await writeCsvFile(join(out, 'matches.csv'), MATCHES_HEADER, matches.map((c) => [...c.slice(0, 4), c[6], c[7]]));
   await writeCsvFile(join(out, 'removed.csv'), ['upstream', 'downstream', 'score', 'view', 'reason'], removed);
   await writeCsvFile(join(out, 'errors.csv'), ['path', 'role', 'source', 'reason'], errors);
   writeFileAtomic(join(out, 'keep.txt'), keep.length ? `${keep.map(keepLine).join('\n')}\n` : '');
@@ -54,7 +55,7 @@ export async function mergeShards(dirs: string[], out: string): Promise<Summary>
   writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   const pairs = matches.map((m) => {
     const view = VIEWS.indexOf(m[3] as (typeof VIEWS)[number]);
-    return { upstream: m[0]!, downstream: m[1]!, score: Number(m[2]), view, kind: m[4] as 'exact' | 'embedding' };
+    return { upstream: m[0]!, downstream: m[1]!, score: Number(m[2]), view, kind: m[4] as 'exact' | 'embedding', upstreamMeta: m[6], downstreamMeta: m[7] };
   });
   await renderReportFile(out, summary, pairs.map((p) => ({ ...p, downstreamSource: downstreamOf(summary, p.downstream) })), candidates.map((c) => Number(c[2])));
   return summary;
@@ -102,5 +103,11 @@ function mergedSummary(parts: Summary[], m: { candidates: string[][]; matches: s
     const hits = m.matches.filter((c) => downstreamOf(summary, c[1]!) === d.source);
     return { ...d, contaminated: new Set(hits.map((c) => c[1])).size, matches: hits.length };
   });
+  // Every shard listed the whole downstream side: images per label come from one shard, the
+  // contaminated ones from the merged matches (the downstream meta of each distinct image).
+  if (first.contamination_by_label) {
+    const images = new Map(first.contamination_by_label.map((r) => [r.label, r.images]));
+    summary.contamination_by_label = labelTable(images, new Map(m.matches.map((c) => [c[1]!, c[7]])).values());
+  }
   return summary;
 }

@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { reasonFor } from '../match/run.js';
 import { printedScore } from '../util/order.js';
 import type { Catalog } from '../state/catalog.js';
-import { errorRows, errorsByReason, sourceCounts, type CandidateView } from '../state/queries.js';
+import { errorRows, errorsByReason, metaCounts, sourceCounts, type CandidateView } from '../state/queries.js';
 import { thumbnailDataUri } from '../scan/decode.js';
 import { scoreText, viewName, writeFileAtomic, type PurgeResult, type PurgeSelection } from '../purge/outputs.js';
 import { writeCsvFile } from './csv.js';
@@ -28,6 +28,8 @@ export interface Summary {
   counts: { upstream: number; upstreamOk: number; downstream: number; downstreamOk: number; errors: number; candidates: number; matches: number; exactDuplicates: number; removed: number; kept: number };
   sources: { role: string; source: string; root: string; images: number; ok: number; errors: number; pending: number }[];
   perDownstream: { source: string; images: number; contaminated: number; matches: number }[];
+  /** Present when downstream images carry a label or class (see labelOf): images and contaminated images per label, sorted by label. */
+  contamination_by_label?: LabelContamination[];
   errors: { byReason: { reason: string; count: number; examples: string[] }[]; files: { path: string; source: string; reason: string }[]; filesOmitted: number };
   timings: Record<string, number>;
   catalog: string;
@@ -35,12 +37,67 @@ export interface Summary {
 
 const MAX_ERROR_FILES = 1000;
 
+export type LabelValue = string | number;
+export interface LabelContamination { label: LabelValue; images: number; contaminated: number }
+
+/** images.meta text as an object; anything that is not a JSON object gives undefined. */
+export function parseMeta(text: string | null | undefined): Record<string, string | number> | undefined {
+  if (!text) return undefined;
+  try {
+    const v: unknown = JSON.parse(text);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string | number>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The label an image is counted under: label_name, class, label, then CIFAR-100's fine label (name first). */
+export function labelOf(meta: Record<string, unknown> | undefined): LabelValue | undefined {
+  if (!meta) return undefined;
+  for (const k of ['label_name', 'class', 'label', 'fine_label_name', 'fine_label']) {
+    const v = meta[k];
+    if ((typeof v === 'string' && v !== '') || (typeof v === 'number' && Number.isFinite(v))) return v;
+  }
+  return undefined;
+}
+
+/** Numbers first, in numeric order, then strings in code-unit order (as byPath compares). */
+const byLabel = (a: LabelValue, b: LabelValue): number =>
+  typeof a !== typeof b ? (typeof a === 'number' ? -1 : 1) : a < b ? -1 : a > b ? 1 : 0;
+
+/** Downstream images per label, from (meta text, count) groups. */
+export function imagesByLabel(groups: { meta: string; count: number }[]): Map<LabelValue, number> {
+  const images = new Map<LabelValue, number>();
+  for (const g of groups) {
+    const label = labelOf(parseMeta(g.meta));
+    if (label !== undefined) images.set(label, (images.get(label) ?? 0) + g.count);
+  }
+  return images;
+}
+
+/**
+ * contamination_by_label: for every label, its downstream images and how many of them have at
+ * least one match. `contaminatedMetas` holds the meta text of each distinct matched downstream
+ * image. Undefined when no downstream image carries a label.
+ */
+export function labelTable(images: Map<LabelValue, number>, contaminatedMetas: Iterable<string | null | undefined>): LabelContamination[] | undefined {
+  if (images.size === 0) return undefined;
+  const contaminated = new Map<LabelValue, number>();
+  for (const text of contaminatedMetas) {
+    const label = labelOf(parseMeta(text));
+    if (label !== undefined) contaminated.set(label, (contaminated.get(label) ?? 0) + 1);
+  }
+  return [...images.keys()].sort(byLabel).map((label) => ({ label, images: images.get(label)!, contaminated: contaminated.get(label) ?? 0 }));
+}
+
 export function buildSummary(catalog: Catalog, sel: PurgeSelection, purge: PurgeResult, meta: ReportMeta): Summary {
   const up = sourceCounts(catalog, sel.upstreamIds);
   const down = sourceCounts(catalog, sel.downstreamIds);
   const errors = errorRows(catalog, [...sel.upstreamIds, ...sel.downstreamIds]);
   const matches = purge.candidates.filter((c) => c.decision === 'match');
   const sum = (xs: { images?: number; ok?: number }[], k: 'images' | 'ok') => xs.reduce((a, x) => a + (x[k] ?? 0), 0);
+  const contaminatedMetas = new Map(matches.map((m) => [m.downstreamId, m.downstreamMeta])).values();
+  const byLabelRows = labelTable(imagesByLabel(metaCounts(catalog, sel.downstreamIds)), contaminatedMetas);
   return {
     neardup: meta.version,
     model: meta.model,
@@ -56,6 +113,7 @@ export function buildSummary(catalog: Catalog, sel: PurgeSelection, purge: Purge
       const hits = matches.filter((m) => m.downstreamSourceId === c.source.id);
       return { source: c.source.spec, images: c.images, contaminated: new Set(hits.map((m) => m.downstreamId)).size, matches: hits.length };
     }),
+    ...(byLabelRows ? { contamination_by_label: byLabelRows } : {}),
     errors: {
       byReason: errorsByReason(errors),
       files: errors.slice(0, MAX_ERROR_FILES).map((e) => ({ path: e.path, source: e.source, reason: e.error })),
@@ -67,7 +125,11 @@ export function buildSummary(catalog: Catalog, sel: PurgeSelection, purge: Purge
 }
 
 /** A decided match as the HTML report shows it. */
-export interface PairRow { upstream: string; downstream: string; downstreamSource: string; score: number; view: number; kind: 'exact' | 'embedding' }
+export interface PairRow {
+  upstream: string; downstream: string; downstreamSource: string; score: number; view: number; kind: 'exact' | 'embedding';
+  /** Each side's meta as printed in the CSVs (JSON text, empty or absent when none). */
+  upstreamMeta?: string | null; downstreamMeta?: string | null;
+}
 
 /**
  * report.html: thumbnails are made here, from the files the pairs name. Scores are taken as
@@ -79,12 +141,14 @@ export async function renderReportFile(outDir: string, summary: Summary, pairs: 
     upstream: m.upstream, downstream: m.downstream, downstreamSource: m.downstreamSource, score: printedScore(m.score), view: viewName(m.view),
     reason: reasonFor(m.kind, printedScore(m.score), m.view, summary.threshold),
     upstreamThumb: await thumbnailDataUri(m.upstream), downstreamThumb: await thumbnailDataUri(m.downstream),
+    upstreamMeta: parseMeta(m.upstreamMeta), downstreamMeta: parseMeta(m.downstreamMeta),
   }))));
   const c = summary.counts;
   const html = renderReport({
     title: 'neardup audit', generatedAt: new Date().toISOString(), modelId: summary.model.id, threshold: summary.threshold,
     counts: { upstream: c.upstream, downstream: c.downstream, matched: c.removed, kept: c.kept, errors: c.errors },
     perDownstream: summary.perDownstream,
+    contaminationByLabel: summary.contamination_by_label,
     pairs: shown,
     candidateScores: candidateScores.map(printedScore),
     errorsByReason: summary.errors.byReason.map(({ reason, count }) => ({ reason, count })),
@@ -92,14 +156,18 @@ export async function renderReportFile(outDir: string, summary: Summary, pairs: 
   writeFileAtomic(join(outDir, 'report.html'), html);
 }
 
+/** CSV headers; the meta columns (compact JSON, empty when none) come last so positional readers keep working. */
+export const MATCHES_HEADER = ['upstream', 'downstream', 'score', 'view', 'upstream_meta', 'downstream_meta'] as const;
+export const CANDIDATES_HEADER = ['upstream', 'downstream', 'score', 'view', 'kind', 'decision', 'upstream_meta', 'downstream_meta'] as const;
+
 /** matches.csv, candidates.csv, errors.csv, summary.json and report.html, each written atomically. */
 export async function writeReport(catalog: Catalog, sel: PurgeSelection, purge: PurgeResult, meta: ReportMeta, outDir: string): Promise<Summary> {
   mkdirSync(outDir, { recursive: true });
   const matches = purge.candidates.filter((c) => c.decision === 'match');
-  await writeCsvFile(join(outDir, 'matches.csv'), ['upstream', 'downstream', 'score', 'view'],
-    matches.map((m) => [m.upstream, m.downstream, scoreText(m.score), viewName(m.view)]));
-  await writeCsvFile(join(outDir, 'candidates.csv'), ['upstream', 'downstream', 'score', 'view', 'kind', 'decision'],
-    purge.candidates.map((c) => [c.upstream, c.downstream, scoreText(c.score), viewName(c.view), c.kind, c.decision]));
+  await writeCsvFile(join(outDir, 'matches.csv'), MATCHES_HEADER,
+    matches.map((m) => [m.upstream, m.downstream, scoreText(m.score), viewName(m.view), m.upstreamMeta, m.downstreamMeta]));
+  await writeCsvFile(join(outDir, 'candidates.csv'), CANDIDATES_HEADER,
+    purge.candidates.map((c) => [c.upstream, c.downstream, scoreText(c.score), viewName(c.view), c.kind, c.decision, c.upstreamMeta, c.downstreamMeta]));
   const errors = errorRows(catalog, [...sel.upstreamIds, ...sel.downstreamIds]);
   await writeCsvFile(join(outDir, 'errors.csv'), ['path', 'role', 'source', 'reason'], errors.map((e) => [e.path, e.role, e.source, e.error]));
   const summary = buildSummary(catalog, sel, purge, meta);

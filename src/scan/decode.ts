@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
+import type { MemberFormat } from '../state/catalog.js';
+import { readParquetImage } from '../sources/parquet.js';
 
 /**
  * The only module that decodes images. One decode per image yields everything later stages
@@ -22,7 +24,7 @@ export interface DecodeOptions {
 }
 
 /** Where an image's bytes are: a file, or a byte range of an archive (tar member, CIFAR record). */
-export interface ImageRef { path: string; container?: string | null; offset?: number | null; bytes?: number | null; format?: 'bytes' | 'cifar' | null }
+export interface ImageRef { path: string; container?: string | null; offset?: number | null; bytes?: number | null; format?: MemberFormat | null }
 
 export type DecodeResult =
   | { ok: true; hash: string; width: number; height: number; rgb: Uint8Array | undefined }
@@ -31,6 +33,7 @@ export type DecodeResult =
 const fail = (error: string): DecodeResult => ({ ok: false, error });
 
 async function readBounded(ref: ImageRef): Promise<Buffer | string> {
+  if (ref.format === 'parquet') return await readParquetImage(ref);
   let handle;
   try {
     if (ref.container) return await readRange(ref.container, ref.offset!, ref.bytes!);

@@ -1,8 +1,8 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../errors.js';
-import type { ListedEntry, ListingError, ListingPage } from './list.js';
+import type { ImageMeta, ListedEntry, ListingError, ListingPage } from './list.js';
 
 /**
  * Archive sources, read in place by byte range: nothing is extracted to disk and memory stays
@@ -120,6 +120,58 @@ function cifarSplit(kind: 'cifar10' | 'cifar100', file: string): { split: string
   return batch ? { split: 'train', first: (Number(batch[1]) - 1) * 10_000 } : { split: 'test', first: 0 };
 }
 
+/** Label names from the official side files next to the batches; absent files give no names. */
+interface CifarNames { label?: string[]; coarse?: string[]; fine?: string[] }
+
+function readNames(file: string): string[] | undefined {
+  if (!existsSync(file)) return undefined;
+  // One name per line; the official files end in blank lines, which name nothing.
+  const lines = readFileSync(file, 'utf8').split(/\r?\n/).map((l) => l.trim());
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+function cifarLabelNames(kind: 'cifar10' | 'cifar100', dir: string): CifarNames {
+  if (kind === 'cifar10') return { label: readNames(join(dir, 'batches.meta.txt')) };
+  return { coarse: readNames(join(dir, 'coarse_label_names.txt')), fine: readNames(join(dir, 'fine_label_names.txt')) };
+}
+
+/** `{label, label_name?}` (CIFAR-10) or `{coarse_label, fine_label, coarse_label_name?, fine_label_name?}` (CIFAR-100). */
+function cifarMeta(label: Buffer, names: CifarNames): ImageMeta {
+  const name = (list: string[] | undefined, i: number) => (list?.[i] ? list[i] : undefined);
+  if (label.length === 1) {
+    const meta: ImageMeta = { label: label[0]! };
+    const n = name(names.label, label[0]!);
+    if (n !== undefined) meta.label_name = n;
+    return meta;
+  }
+  const meta: ImageMeta = { coarse_label: label[0]!, fine_label: label[1]! };
+  const coarse = name(names.coarse, label[0]!);
+  const fine = name(names.fine, label[1]!);
+  if (coarse !== undefined) meta.coarse_label_name = coarse;
+  if (fine !== undefined) meta.fine_label_name = fine;
+  return meta;
+}
+
+/** Records read per chunk while collecting labels: about 0.8 MB at a time, whatever the file size. */
+const CIFAR_CHUNK_RECORDS = 256;
+
+/** The label bytes of each of a batch file's `count` records, read a bounded chunk at a time. */
+async function* cifarLabels(file: string, record: number, labels: number, count: number): AsyncGenerator<{ index: number; label: Buffer }> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(Math.min(count, CIFAR_CHUNK_RECORDS) * record);
+    for (let i0 = 0; i0 < count; i0 += CIFAR_CHUNK_RECORDS) {
+      const n = Math.min(CIFAR_CHUNK_RECORDS, count - i0);
+      const { bytesRead } = await fh.read(buf, 0, n * record, i0 * record);
+      if (bytesRead < n * record) throw new Error(`file shrank while being listed (record ${i0 + Math.floor(bytesRead / record)} is incomplete)`);
+      for (let j = 0; j < n; j++) yield { index: i0 + j, label: Buffer.from(buf.subarray(j * record, j * record + labels)) };
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Every image of an archive source, a page at a time. */
 export async function* listArchive(a: ArchiveSpec, pageSize: number): AsyncGenerator<ListingPage> {
   let page: { files: ListedEntry[]; errors: ListingError[] } = { files: [], errors: [] };
@@ -129,6 +181,7 @@ export async function* listArchive(a: ArchiveSpec, pageSize: number): AsyncGener
       page = { files: [], errors: [] };
     }
   };
+  const namesByDir = new Map<string, CifarNames>();
   for (const file of a.files) {
     const rel = file.slice(a.root.length).replace(/^\/+/, '');
     if (a.kind === 'tar') {
@@ -148,10 +201,16 @@ export async function* listArchive(a: ArchiveSpec, pageSize: number): AsyncGener
       const { size, mtimeMs } = statSync(file);
       const { split, first } = cifarSplit(a.kind, file);
       if (size % record !== 0) page.errors.push({ key: rel, path: file, error: `not a ${a.kind} batch: ${size} bytes is not a multiple of the ${record}-byte record` });
-      for (let i = 0; i < Math.floor(size / record); i++) {
-        const key = `${split}/${String(first + i).padStart(6, '0')}`;
-        page.files.push({ key, path: join(a.root, key), bytes: CIFAR_PIXELS, mtimeMs, container: file, offset: i * record + labels, format: 'cifar' });
-        yield* flush();
+      const names = namesByDir.get(dirname(file)) ?? cifarLabelNames(a.kind, dirname(file));
+      namesByDir.set(dirname(file), names);
+      try {
+        for await (const { index: i, label } of cifarLabels(file, record, labels, Math.floor(size / record))) {
+          const key = `${split}/${String(first + i).padStart(6, '0')}`;
+          page.files.push({ key, path: join(a.root, key), bytes: CIFAR_PIXELS, mtimeMs, container: file, offset: i * record + labels, format: 'cifar', meta: cifarMeta(label, names) });
+          yield* flush();
+        }
+      } catch (e) {
+        page.errors.push({ key: rel, path: file, error: `unreadable ${a.kind} batch: ${(e as Error).message}` });
       }
     }
   }

@@ -2,12 +2,14 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { lstat, opendir, realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ConfigError } from '../errors.js';
+import type { ListedFile } from '../state/catalog.js';
 import { listArchive, parseArchive, type ArchiveSpec } from './archives.js';
+import { listParquet, parseParquet, type ParquetSpec } from './parquet.js';
 
 /** Extensions we hand to the decoder; anything else in a folder is not an image and is ignored. */
 export const IMAGE_EXTENSIONS = Object.freeze(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.svg', '.bmp']);
 
-export type SourceKind = 'folder' | 'list' | 'glob' | 'archive';
+export type SourceKind = 'folder' | 'list' | 'glob' | 'archive' | 'parquet';
 
 /** A source spec resolved once at the boundary: what to walk and how keys are formed. */
 export interface SourceSpec {
@@ -19,19 +21,37 @@ export interface SourceSpec {
   /** For lists: the file listing paths. For globs: the pattern relative to root. */
   target?: string;
   archive?: ArchiveSpec;
+  parquet?: ParquetSpec;
 }
 
-export interface ListedEntry { key: string; path: string; bytes: number; mtimeMs: number; container?: string; offset?: number; format?: 'bytes' | 'cifar' }
+export type { ImageMeta, MemberFormat } from '../state/catalog.js';
+export type ListedEntry = ListedFile;
 export interface ListingError { key: string; path: string; error: string }
 export interface ListingPage { files: ListedEntry[]; errors: ListingError[] }
+
+/**
+ * ImageNet-style folder per class: a key with a folder component gets `{class: <first folder>}`
+ * (`n01443537/img1.jpg` -> `n01443537`); files at the root, and list lines that leave the root
+ * (`../x/y.jpg`), get none.
+ */
+export function classOf(key: string): string | undefined {
+  const parts = key.split('/').filter((p) => p !== '.' && p !== '');
+  return parts.length > 1 && parts[0] !== '..' ? parts[0] : undefined;
+}
+const withClass = (f: ListedEntry): ListedEntry => {
+  const c = classOf(f.key);
+  return c === undefined ? f : { ...f, meta: { class: c } };
+};
 
 const isGlob = (s: string) => /[*?[\]{}]/.test(s);
 const hasImageExtension = (name: string) => IMAGE_EXTENSIONS.includes(name.slice(name.lastIndexOf('.')).toLowerCase());
 
-/** Parse `tar:`/`cifar10:`/`cifar100:` archives, `list:<file>`, `glob:<pattern>`, a pattern with wildcards, a `.txt` list or a folder. */
+/** Parse `tar:`/`cifar10:`/`cifar100:` archives, `parquet:` files, `list:<file>`, `glob:<pattern>`, a pattern with wildcards, a `.txt` list or a folder. */
 export function parseSource(spec: string, option = 'source'): SourceSpec {
   const archive = parseArchive(spec, option);
   if (archive) return { spec, kind: 'archive', root: archive.root, archive };
+  const parquet = parseParquet(spec, option);
+  if (parquet) return { spec, kind: 'parquet', root: parquet.root, parquet };
   if (spec.startsWith('list:') || (spec.endsWith('.txt') && !spec.startsWith('glob:'))) {
     const file = spec.startsWith('list:') ? spec.slice(5) : spec;
     if (!existsSync(file) || !statSync(file).isFile()) {
@@ -115,7 +135,7 @@ async function* walkFolder(root: string, match: (key: string) => boolean, o: Wal
         seenDirs.add(kind.real);
         yield* visit(key);
       } else if (kind.type === 'file') {
-        if (match(key)) page.files.push({ key, path: join(root, key), bytes: kind.bytes, mtimeMs: kind.mtimeMs });
+        if (match(key)) page.files.push(withClass({ key, path: join(root, key), bytes: kind.bytes, mtimeMs: kind.mtimeMs }));
       } else if (kind.type === 'error' && hasImageExtension(name)) {
         page.errors.push({ key, path: join(root, key), error: kind.error });
       }
@@ -185,7 +205,7 @@ async function* listFile(spec: SourceSpec, pageSize: number): AsyncGenerator<Lis
     const key = isAbsolute(line) ? relative(resolve(spec.root), line) : line;
     try {
       const s = await stat(path);
-      if (s.isFile()) page.files.push({ key, path, bytes: s.size, mtimeMs: s.mtimeMs });
+      if (s.isFile()) page.files.push(withClass({ key, path, bytes: s.size, mtimeMs: s.mtimeMs }));
       else page.errors.push({ key, path, error: 'listed path is not a regular file' });
     } catch (e) {
       page.errors.push({ key, path, error: `listed file cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
@@ -202,6 +222,7 @@ async function* listFile(spec: SourceSpec, pageSize: number): AsyncGenerator<Lis
 export function listSource(spec: SourceSpec, options: { followLinks?: boolean; pageSize?: number } = {}): AsyncGenerator<ListingPage> {
   const o = { followLinks: options.followLinks ?? false, pageSize: options.pageSize ?? 1000 };
   if (spec.kind === 'archive') return listArchive(spec.archive!, o.pageSize);
+  if (spec.kind === 'parquet') return listParquet(spec.parquet!, o.pageSize);
   if (spec.kind === 'list') return listFile(spec, o.pageSize);
   if (spec.kind === 'glob') {
     const re = globToRegExp(spec.target!);

@@ -3,18 +3,22 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { StateError } from '../errors.js';
 import { acquireLock, type CatalogLock } from './lock.js';
-import { SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
+import { MIGRATIONS, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
 
 export type SourceRole = 'upstream' | 'downstream' | 'dataset';
 export type ImageStatus = 'pending' | 'ok' | 'error';
 
 export interface SourceRow { id: number; role: SourceRole; spec: string; root: string }
-export interface ListedFile { key: string; path: string; bytes: number; mtimeMs: number; container?: string; offset?: number; format?: 'bytes' | 'cifar' }
+/** Where an archive member's bytes are and how to read them; see ImageRef in scan/decode. */
+export type MemberFormat = 'bytes' | 'cifar' | 'parquet';
+/** Source metadata of one image (label, class, ...): small scalars only. */
+export type ImageMeta = Record<string, string | number>;
+export interface ListedFile { key: string; path: string; bytes: number; mtimeMs: number; container?: string; offset?: number; format?: MemberFormat; meta?: ImageMeta }
 export interface ImageRow {
   id: number; source_id: number; key: string; path: string; bytes: number | null;
   hash: string | null; width: number | null; height: number | null; status: ImageStatus; error: string | null;
 }
-export interface WorkItem { id: number; path: string; hash: string | null; status: ImageStatus; container: string | null; offset: number | null; bytes: number | null; format: 'bytes' | 'cifar' | null }
+export interface WorkItem { id: number; path: string; hash: string | null; status: ImageStatus; container: string | null; offset: number | null; bytes: number | null; format: MemberFormat | null }
 export interface DecodedResult { id: number; hash: string; width: number; height: number }
 export interface FailedResult { id: number; error: string }
 export interface EmbeddingRow { hash: string; views: number; vectors: Float32Array }
@@ -28,6 +32,8 @@ export interface OpenOptions {
   waitMs?: number;
   /** Open read-only without a lock (reports, status). */
   readonly?: boolean;
+  /** The caller holds a queue lease on this catalog's work: a lock left on another host is stale. */
+  leaseHeld?: boolean;
 }
 
 /** SQL: a re-listed file is unchanged (same size and mtime, and it had not vanished in between). */
@@ -59,7 +65,7 @@ export class Catalog {
       throw new StateError(`No catalog at ${abs}: run \`neardup scan\` or \`neardup audit\` with --db ${path} first`, 'E_NO_CATALOG');
     }
     mkdirSync(dirname(abs), { recursive: true });
-    const lock = options.readonly ? undefined : acquireLock(abs, options.waitMs ?? 0);
+    const lock = options.readonly ? undefined : acquireLock(abs, options.waitMs ?? 0, options.leaseHeld ?? false);
     let db: Database.Database;
     try {
       db = new Database(abs, { readonly: options.readonly ?? false, timeout: 10_000 });
@@ -96,9 +102,19 @@ export class Catalog {
   private migrate(): void {
     this.checkVersion();
     this.db.transaction(() => {
+      for (let v = this.storedVersion() ?? SCHEMA_VERSION; v < SCHEMA_VERSION; v++) this.db.exec(MIGRATIONS[v]!);
       this.db.exec(SCHEMA_SQL);
       this.db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(SCHEMA_VERSION));
     }).immediate();
+  }
+
+  /** A value of the catalog's meta table (schema version, shard, prepared downstream, ...). */
+  getMeta(key: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
   close(): void {
@@ -133,16 +149,16 @@ export class Catalog {
   /** Record listed files; a file whose size or mtime changed since it was decoded goes back to pending. */
   recordListed(sourceId: number, files: ListedFile[], listing = 0): void {
     const upsert = this.db.prepare(`
-      INSERT INTO images(source_id, key, path, bytes, mtime_ms, seen, container, offset, format) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+      INSERT INTO images(source_id, key, path, bytes, mtime_ms, seen, container, offset, format, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(source_id, key) DO UPDATE SET
-        seen = excluded.seen, container = excluded.container, offset = excluded.offset, format = excluded.format,
+        seen = excluded.seen, container = excluded.container, offset = excluded.offset, format = excluded.format, meta = excluded.meta,
         path = excluded.path,
         status = CASE WHEN ${UNCHANGED} THEN images.status ELSE 'pending' END,
         hash = CASE WHEN ${UNCHANGED} THEN images.hash ELSE NULL END,
         error = CASE WHEN ${UNCHANGED} THEN images.error ELSE NULL END,
         bytes = excluded.bytes, mtime_ms = excluded.mtime_ms`);
     this.db.transaction(() => {
-      for (const f of files) upsert.run(sourceId, f.key, f.path, f.bytes, f.mtimeMs, listing, f.container ?? null, f.offset ?? null, f.format ?? null);
+      for (const f of files) upsert.run(sourceId, f.key, f.path, f.bytes, f.mtimeMs, listing, f.container ?? null, f.offset ?? null, f.format ?? null, f.meta ? JSON.stringify(f.meta) : null);
     }).immediate();
   }
 

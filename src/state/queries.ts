@@ -8,13 +8,16 @@ const ph = (n: number) => Array.from({ length: n }, () => '?').join(',');
 export interface CandidateView {
   upstreamId: number; upstream: string; downstreamId: number; downstream: string; downstreamSourceId: number;
   score: number; view: number; kind: 'exact' | 'embedding'; decision: 'match' | 'below-threshold'; reason: string;
+  /** images.meta of each side: compact JSON text, null when the source said nothing. */
+  upstreamMeta: string | null; downstreamMeta: string | null;
 }
 
 /** Every stored candidate between these sides, best first, ties broken by path for stable output. */
 export function candidates(catalog: Catalog, modelId: string, upIds: number[], downIds: number[]): CandidateView[] {
   return catalog.db.prepare(`
     SELECT m.upstream_id AS upstreamId, u.path AS upstream, m.downstream_id AS downstreamId, d.path AS downstream,
-           d.source_id AS downstreamSourceId, m.score, m.view, m.kind, m.decision, m.reason
+           d.source_id AS downstreamSourceId, m.score, m.view, m.kind, m.decision, m.reason,
+           u.meta AS upstreamMeta, d.meta AS downstreamMeta
     FROM matches m JOIN images u ON u.id = m.upstream_id JOIN images d ON d.id = m.downstream_id
     WHERE m.model_id = ? AND u.status = 'ok' AND d.status = 'ok' AND u.source_id IN (${ph(upIds.length)}) AND d.source_id IN (${ph(downIds.length)})
     ORDER BY ROUND(m.score, 6) DESC, u.path, d.path`).all(modelId, ...upIds, ...downIds) as CandidateView[];
@@ -47,6 +50,12 @@ export function sourceCounts(catalog: Catalog, ids: number[]): SourceCounts[] {
       FROM images WHERE source_id = ?`).get(source.id) as { images: number; ok: number | null; errors: number | null; pending: number | null };
     return { source, images: c.images, ok: c.ok ?? 0, errors: c.errors ?? 0, pending: c.pending ?? 0 };
   });
+}
+
+/** How many images of these sources carry each distinct images.meta text (NULL metas left out). */
+export function metaCounts(catalog: Catalog, ids: number[]): { meta: string; count: number }[] {
+  return catalog.db.prepare(`SELECT meta, COUNT(*) AS count FROM images WHERE source_id IN (${ph(ids.length)}) AND meta IS NOT NULL GROUP BY meta`)
+    .all(...ids) as { meta: string; count: number }[];
 }
 
 export interface ErrorRow { path: string; source: string; role: string; error: string }

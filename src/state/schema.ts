@@ -3,7 +3,7 @@
  * alone and a killed run resumes where it stopped. Bump SCHEMA_VERSION with every change and add
  * a migration step; a catalog written by a newer neardup is refused, never guessed at.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS images (
   height INTEGER,
   status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'ok', 'error')),
   error TEXT,
+  -- what the source says about the image besides its pixels, as a JSON object
+  -- (CIFAR label, ImageNet class folder, parquet columns); NULL when it says nothing
+  meta TEXT,
   -- the source listing that last saw this file; older ones vanished from the source
   seen INTEGER NOT NULL DEFAULT 0,
   UNIQUE (source_id, key)
@@ -97,3 +100,15 @@ CREATE TABLE IF NOT EXISTS runs (
   timings TEXT
 );
 `;
+
+/**
+ * Steps from each older schema to the next, run in one transaction before SCHEMA_SQL.
+ * v1 -> v2: images.meta (source metadata) and the content hash, which no longer hashes full-size
+ * pixels: every image is decoded again and its embeddings and matches are recomputed.
+ */
+export const MIGRATIONS: Record<number, string> = {
+  1: `ALTER TABLE images ADD COLUMN meta TEXT;
+      UPDATE images SET status = 'pending', hash = NULL, width = NULL, height = NULL WHERE status = 'ok';
+      DELETE FROM embeddings; DELETE FROM matches; DELETE FROM match_state;`,
+};
+
