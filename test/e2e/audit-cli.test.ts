@@ -72,9 +72,9 @@ describe('neardup audit on the fixtures', () => {
     assert.match(firstOutputs['report.html']!, /<html/i);
   });
 
-  test('matches.csv has exactly the header upstream,downstream,score,view', () => {
+  test('matches.csv has exactly the header upstream,downstream,score,view,upstream_meta,downstream_meta', () => {
     const text = firstOutputs['matches.csv']!;
-    assert.equal(text.split('\n')[0], 'upstream,downstream,score,view');
+    assert.equal(text.split('\n')[0], 'upstream,downstream,score,view,upstream_meta,downstream_meta');
     for (const row of csvObjects(join(out, 'matches.csv'))) {
       const score = Number(row.score);
       assert.ok(Number.isFinite(score) && score >= -1 && score <= 1 + 1e-6, `score ${row.score}`);

@@ -1,31 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { audit } from '../../src/audit/run.js';
 import { mergeShards } from '../../src/report/merge.js';
 import { StateError } from '../../src/errors.js';
-
-const FILES = ['matches.csv', 'candidates.csv', 'keep.txt', 'removed.csv', 'errors.csv'];
-
-/** Outputs minus what legitimately differs: timings, catalog paths, the report's timestamp. */
-function outputs(dir: string): Record<string, string> {
-  const o: Record<string, string> = {};
-  for (const f of FILES) o[f] = readFileSync(join(dir, f), 'utf8');
-  const { timings, catalog, ...summary } = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
-  void timings;
-  void catalog;
-  o['summary.json'] = JSON.stringify(summary, null, 2);
-  o['report.html'] = readFileSync(join(dir, 'report.html'), 'utf8').replace(/generated [^<]*/g, 'generated');
-  return o;
-}
-
-function firstDifference(a: string, b: string): string {
-  const [la, lb] = [a.split('\n'), b.split('\n')];
-  const i = la.findIndex((line, k) => line !== lb[k]);
-  return `line ${i + 1}: merged ${JSON.stringify((la[i] ?? '').slice(0, 300))} vs whole ${JSON.stringify((lb[i] ?? '').slice(0, 300))}`;
-}
+import { comparableOutputs as outputs, firstDifference } from '../helpers/outputs.js';
 
 test('sharded audits merged give the outputs of one unsharded audit (N = 1, 3, 7)', { timeout: 300_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'neardup-shards-'));

@@ -43,3 +43,18 @@ export function cifar10Batch(images: { label: number; rgb: Buffer }[]): Buffer {
     return rec;
   }));
 }
+
+/** CIFAR-100 binary file: per record a coarse and a fine label byte, then the R, G and B planes. */
+export function cifar100Batch(images: { coarse: number; fine: number; rgb: Buffer }[]): Buffer {
+  return Buffer.concat(images.map(({ coarse, fine, rgb }) => {
+    const rec = Buffer.alloc(2 + 3072);
+    rec[0] = coarse;
+    rec[1] = fine;
+    for (let p = 0; p < 1024; p++) {
+      rec[2 + p] = rgb[p * 3]!;
+      rec[2 + 1024 + p] = rgb[p * 3 + 1]!;
+      rec[2 + 2048 + p] = rgb[p * 3 + 2]!;
+    }
+    return rec;
+  }));
+}
