@@ -5,7 +5,7 @@
  * import { audit } from 'neardup';
  * const { summary } = await audit({ upstream: ['data/pretrain'], downstream: ['data/cifar-test'], out: 'out' });
  */
-export { audit, scan, embed, index, match, report, purge, type AuditResult, type RunHooks, type PurgeOptions } from './audit/run.js';
+export { audit, scan, embed, index, match, report, purge, prepare, type AuditResult, type RunHooks, type PurgeOptions, type PrepareResult } from './audit/run.js';
 export { mergeShards } from './report/merge.js';
 export { dedup, groupDuplicates, type DedupResult, type DedupGroup } from './dedup/run.js';
 export { loadPipeline, PIPELINE_COMMANDS, type Pipeline } from './config/pipeline.js';

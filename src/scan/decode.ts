@@ -97,25 +97,31 @@ function markupReason(buf: Buffer): string | undefined {
 }
 
 /**
- * Decode one file: EXIF orientation applied, first frame/page only, sRGB, alpha flattened on
- * white, then the exact full-resolution RGB pixels are hashed and resized to size×size (fill:
- * aspect changes from squeezing are undone by construction).
+ * Decode one file in one libvips pass: EXIF orientation applied, first frame/page only, sRGB,
+ * alpha flattened on white, resized straight to size×size (fill: aspect changes from squeezing
+ * are undone by construction). Resizing inside the decode lets libjpeg/libwebp shrink on load,
+ * so a large JPEG is never decoded at full size. The hash identifies the content by its bytes
+ * (the encoded file, or the raw CIFAR record): byte-identical copies are exact duplicates and
+ * share one embedding; other copies, re-encoded ones included, are the model's to find.
  */
 export async function decodeImage(image: string | ImageRef, options: DecodeOptions): Promise<DecodeResult> {
   const ref = typeof image === 'string' ? { path: image } : image;
   const bytes = await readBounded(ref);
   if (typeof bytes === 'string') return fail(bytes);
-  if (ref.format === 'cifar') return finish(cifarToRgb(bytes), 32, 32, options);
+  const hash = contentHash(bytes);
+  if (ref.format === 'cifar') return fromRaw(cifarToRgb(bytes), 32, 32, hash, options);
   const early = markupReason(bytes) ?? truncationReason(bytes);
   if (early) return fail(early);
-  let result = await decodeBytes(bytes, options);
+  let result = await decodeBytes(bytes, hash, options);
   // libvips keeps one error buffer per process: concurrent decodes can wipe each other's message
   // (sharp#902). Decode a failed file again, one retry at a time, to learn the real reason.
   for (let retry = 0; retry < 2 && !result.ok && result.error.startsWith(UNCLASSIFIED); retry++) {
-    result = await alone(() => decodeBytes(bytes, options));
+    result = await alone(() => decodeBytes(bytes, hash, options));
   }
   return result;
 }
+
+const contentHash = (bytes: Buffer) => createHash('sha1').update(bytes).digest('hex');
 
 /** JPEG and PNG say where they end; a file cut short is named as such without asking libvips. */
 function truncationReason(buf: Buffer): string | undefined {
@@ -128,25 +134,33 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 
 const UNCLASSIFIED = 'decode failed: ';
 const alone = pLimit(1);
+/** `scan` (no model) still decodes, at this size, so that broken files are found before embedding. */
+const SCAN_SIZE = 32;
 
-async function decodeBytes(bytes: Buffer, options: DecodeOptions): Promise<DecodeResult> {
+async function decodeBytes(bytes: Buffer, hash: string, options: DecodeOptions): Promise<DecodeResult> {
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', pages: 1, sequentialRead: true })
+    const input = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', pages: 1, sequentialRead: true });
+    const meta = await input.metadata();
+    const side = options.size > 0 ? options.size : SCAN_SIZE;
+    const { data, info } = await input
       .rotate()
-      .toColourspace('srgb')
+      .resize(side, side, { fit: 'fill', kernel: 'lanczos3' })
       .flatten({ background: '#ffffff' })
+      .toColourspace('srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) return fail(`unexpected channel count ${info.channels} after conversion`);
-    return await finish(data, info.width, info.height, options);
+    // EXIF orientations 5–8 swap the axes; width × height are those of the upright image.
+    const swap = (meta.orientation ?? 1) >= 5;
+    const [width, height] = swap ? [meta.height!, meta.width!] : [meta.width!, meta.height!];
+    return { ok: true, hash, width, height, rgb: options.size > 0 ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined };
   } catch (e) {
     return fail(decodeReason((e as Error).message));
   }
 }
 
-/** Hash the exact decoded RGB pixels, then resize them to the model input. */
-async function finish(data: Buffer, width: number, height: number, options: DecodeOptions): Promise<DecodeResult> {
-  const hash = createHash('sha1').update(`${width}x${height}:`).update(data).digest('hex');
+/** Pixels that arrive raw (CIFAR records): only the resize to the model input is left. */
+async function fromRaw(data: Buffer, width: number, height: number, hash: string, options: DecodeOptions): Promise<DecodeResult> {
   let rgb: Uint8Array | undefined;
   if (options.size > 0) {
     const resized = await sharp(data, { raw: { width, height, channels: 3 } })

@@ -8,10 +8,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { Catalog } from '../../src/state/catalog.js';
+import { StateError } from '../../src/errors.js';
 import { SCHEMA_VERSION } from '../../src/state/schema.js';
 import { removeDir, runCli, spawnCli, tmpDir } from '../helpers/cli.js';
 
@@ -50,7 +52,7 @@ describe('catalog lock', () => {
     const db = join(root, 'held', 'catalog.db');
     const holder = Catalog.open(db);
     try {
-      assert.equal(readFileSync(`${db}.lock`, 'utf8').trim(), String(process.pid), 'the lock names its holder');
+      assert.equal(readFileSync(`${db}.lock`, 'utf8').split('\n')[0], String(process.pid), 'the lock names its holder');
       const runsBefore = (holder.db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
       const r = await runCli(['scan', ...SIDES, '--db', db, '-q']);
       assert.equal(r.code, 4, `exit code; stderr: ${r.stderr}`);
@@ -58,7 +60,7 @@ describe('catalog lock', () => {
       assert.match(r.stderr, new RegExp(`pid ${process.pid}`), 'the message names the holder');
       assert.match(r.stderr, /--wait/, 'the message says how to wait');
       assert.equal((holder.db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n, runsBefore, 'the refused run wrote nothing');
-      assert.equal(readFileSync(`${db}.lock`, 'utf8').trim(), String(process.pid), 'the refused run left the lock alone');
+      assert.equal(readFileSync(`${db}.lock`, 'utf8').split('\n')[0], String(process.pid), 'the refused run left the lock alone');
     } finally {
       holder.close();
     }
@@ -122,8 +124,36 @@ describe('catalog lock', () => {
     // And the library does the same in-process.
     writeFileSync(`${db}.lock`, String(pid));
     const c = Catalog.open(db);
-    assert.equal(readFileSync(`${db}.lock`, 'utf8').trim(), String(process.pid));
+    assert.equal(readFileSync(`${db}.lock`, 'utf8').split('\n')[0], String(process.pid));
     c.close();
+  });
+
+  test('a lock left on another host is refused (it cannot be checked) unless the caller holds a queue lease', () => {
+    const db = join(root, 'foreign', 'catalog.db');
+    Catalog.open(db).close();
+    writeFileSync(`${db}.lock`, `${process.pid}\nsome-other-host`);
+    assert.throws(() => Catalog.open(db), (e: Error) => e instanceof StateError && /host some-other-host/.test(e.message) && /delete/.test(e.message));
+    const c = Catalog.open(db, { leaseHeld: true });
+    assert.equal(readFileSync(`${db}.lock`, 'utf8'), `${process.pid}\n${hostname()}`);
+    c.close();
+    assert.ok(!existsSync(`${db}.lock`));
+  });
+
+  test('a schema v1 catalog is migrated: images.meta added, images decoded again under the content hash', () => {
+    const db = join(root, 'v1', 'catalog.db');
+    const c = Catalog.open(db);
+    const id = c.upsertSource('upstream', 'x', '/x');
+    c.recordListed(id, [{ key: 'a.png', path: '/x/a.png', bytes: 1, mtimeMs: 1 }]);
+    c.db.prepare("UPDATE images SET status = 'ok', hash = 'old-pixel-hash'").run();
+    c.db.exec("ALTER TABLE images DROP COLUMN meta; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+    c.close();
+    const v2 = Catalog.open(db);
+    try {
+      assert.equal(v2.getMeta('schema_version'), '2');
+      assert.deepEqual(v2.db.prepare('SELECT status, hash, meta FROM images').all(), [{ status: 'pending', hash: null, meta: null }]);
+    } finally {
+      v2.close();
+    }
   });
 
   test('a catalog with schema_version 999 is refused with exit 4, mentioning "newer"', async () => {
