@@ -29,7 +29,7 @@ export const FLAGS = {
   floor: f('floor', 'floor', 'lowest cosine still recorded as a candidate; default threshold - 0.15', '<x>'),
   k: f('k', 'k', 'downstream images examined per upstream query (default 10)', '<n>'),
   concurrency: f('concurrency', 'concurrency', 'images decoded at once (default 2 × cores)', '<n>'),
-  batchSize: f('batch-size', 'batchSize', 'model inputs per inference batch (default 64)', '<n>'),
+  batchSize: f('batch-size', 'batchSize', 'model inputs per inference batch (default 32)', '<n>'),
   threads: f('threads', 'threads', 'inference threads (default: number of cores)', '<n>'),
   wait: f('wait', 'wait', 'seconds to wait for another run holding the catalog (default 0: refuse at once)', '<s>'),
   followLinks: f('follow-links', 'followLinks', 'follow symlinks that leave a source folder (default: record them as skipped)'),

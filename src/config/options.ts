@@ -122,7 +122,8 @@ export function resolveOptions(raw: RawOptions, needs: { out?: boolean } = {}): 
     floor,
     k: num('k', raw.k, 1, 1000, true) ?? 10,
     concurrency: num('concurrency', raw.concurrency, 1, 256, true) ?? Math.max(2, cores * 2),
-    batchSize: num('batch-size', raw.batchSize, 1, 4096, true) ?? 64,
+    // 32: the activations of a batch stay in L2; measured cheaper per image than 64 or 256 (scripts/bench.ts).
+    batchSize: num('batch-size', raw.batchSize, 1, 4096, true) ?? 32,
     threads: num('threads', raw.threads, 1, 256, true) ?? cores,
     waitMs: (num('wait', raw.wait, 0, 86_400, false) ?? 0) * 1000,
     followLinks: raw.followLinks ?? false,

@@ -16,6 +16,9 @@ export interface EmbedStageOptions {
 
 export interface EmbedStageResult { decoded: number; failed: number; embedded: number; reused: number }
 
+/** Pages decoding ahead of the model: enough to absorb jitter, small enough to bound memory. */
+const PREFETCH = 2;
+
 interface DecodedItem { item: WorkItem; result: Awaited<ReturnType<typeof decodeImage>> }
 
 /**
@@ -37,12 +40,19 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
   const decodePage = (page: WorkItem[]) =>
     Promise.all(page.map((item) => limit(async (): Promise<DecodedItem> => ({ item, result: await decodeImage(item, { size }) }))));
 
-  const first = fetchPage();
-  let pending = first.length > 0 ? decodePage(first) : undefined;
-  while (pending) {
-    const decoded = await pending;
-    const next = fetchPage();
-    pending = next.length > 0 ? decodePage(next) : undefined;
+  // Decoding runs PREFETCH pages ahead of the model, so neither waits on the other's jitter.
+  const ahead: Promise<DecodedItem[]>[] = [];
+  const refill = () => {
+    while (ahead.length < PREFETCH) {
+      const page = fetchPage();
+      if (page.length === 0) return;
+      ahead.push(decodePage(page));
+    }
+  };
+  refill();
+  while (ahead.length > 0) {
+    const decoded = await ahead.shift()!;
+    refill();
     await embedAndCommit(catalog, model, runtime, o.views, decoded, result);
     progress.tick(decoded.length);
   }

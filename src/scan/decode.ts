@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import pLimit from 'p-limit';
+import { imageSize } from 'image-size';
 import sharp from 'sharp';
 import type { MemberFormat } from '../state/catalog.js';
 import { readParquetImage } from '../sources/parquet.js';
@@ -88,8 +89,16 @@ export function decodeReason(message: string): string {
 }
 const firstLine = (s: string) => s.split('\n')[0]!.trim().slice(0, 200);
 
+/** Does the first non-blank byte (after a UTF-8 BOM) open a tag? Image formats start with magic bytes. */
+function startsWithMarkup(buf: Buffer): boolean {
+  let i = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
+  while (i < buf.length && (buf[i] === 0x20 || (buf[i]! >= 0x09 && buf[i]! <= 0x0d))) i++;
+  return buf[i] === 0x3c;
+}
+
 /** Markup is never handed to libvips: SVG can reference URLs and local files, HTML is not an image. */
 function markupReason(buf: Buffer): string | undefined {
+  if (!startsWithMarkup(buf)) return undefined;
   const head = buf.subarray(0, 4096).toString('utf8').replace(/^\uFEFF/, '').trimStart().toLowerCase();
   if (!head.startsWith('<')) return undefined;
   if (head.includes('<svg')) return 'SVG is not supported (vector images may reference external resources; rasterise it first)';
@@ -140,7 +149,7 @@ const SCAN_SIZE = 32;
 async function decodeBytes(bytes: Buffer, hash: string, options: DecodeOptions): Promise<DecodeResult> {
   try {
     const input = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', pages: 1, sequentialRead: true });
-    const meta = await input.metadata();
+    const meta = headerSize(bytes) ?? await input.metadata();
     const side = options.size > 0 ? options.size : SCAN_SIZE;
     const { data, info } = await input
       .rotate()
@@ -156,6 +165,19 @@ async function decodeBytes(bytes: Buffer, hash: string, options: DecodeOptions):
     return { ok: true, hash, width, height, rgb: options.size > 0 ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined };
   } catch (e) {
     return fail(decodeReason((e as Error).message));
+  }
+}
+
+/**
+ * Width, height and EXIF orientation from the header alone (~10 µs in JS, against ~0.35 ms for
+ * a libvips metadata call); undefined for formats image-size does not read (libvips then does).
+ */
+function headerSize(bytes: Buffer): { width: number; height: number; orientation?: number } | undefined {
+  try {
+    const { width, height, orientation } = imageSize(bytes);
+    return width && height ? { width, height, orientation } : undefined;
+  } catch {
+    return undefined;
   }
 }
 
