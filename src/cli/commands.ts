@@ -25,7 +25,7 @@ function printSummary(summary: Summary, o: RawOptions, io: CommandIO, outDir: st
   const c = summary.counts;
   io.stdout(
     `upstream ${c.upstream} images (${c.upstreamOk} ok), downstream ${c.downstream} (${c.downstreamOk} ok), ${c.errors} with errors (see errors.csv)\n` +
-      `${c.removed} upstream images match a downstream image at threshold ${summary.threshold} (${c.exactDuplicates} exact pixel duplicates); ${c.kept} kept\n` +
+      `${c.removed} upstream images match a downstream image at threshold ${summary.threshold} (${c.exactDuplicates} byte-identical copies); ${c.kept} kept\n` +
       `outputs in ${outDir}: matches.csv candidates.csv keep.txt removed.csv errors.csv summary.json report.html\n`,
   );
 }
@@ -41,7 +41,7 @@ const audit = command('audit', 'neardup audit --upstream <source>... --downstrea
   });
 
 const scan = command('scan', 'neardup scan --upstream <source>... --downstream <source>... [--db <file>]',
-  'List the sources into the catalog and decode every image once: size, decoded-pixel hash (exact duplicates), and the reason for any file that cannot be read.',
+  'List the sources into the catalog and decode every image once: size, content hash (byte-identical copies), and the reason for any file that cannot be read.',
   [...SIDES, F.out, F.concurrency, F.followLinks, F.shard, F.json, ...COMMON], false,
   async (o, _p, io) => {
     const { scan: run } = await import('../audit/run.js');

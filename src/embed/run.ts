@@ -71,7 +71,7 @@ async function embedAndCommit(catalog: Catalog, model: LoadedModel, runtime: Emb
     ok.push({ id: item.id, hash: r.hash, width: r.width, height: r.height });
     if (!toEmbed.has(r.hash)) toEmbed.set(r.hash, r.rgb!);
   }
-  // Exact duplicates (same decoded pixels) of anything embedded before cost no model time.
+  // Exact duplicates (same bytes) of anything embedded before cost no model time.
   const known = catalog.embeddedHashes([...toEmbed.keys()], model.id, views);
   for (const h of known) toEmbed.delete(h);
   const embeddings = await embedHashes(model, runtime, views, toEmbed);

@@ -23,7 +23,7 @@ export interface MatchResult { queried: number; candidates: number; matches: num
 export const decide = (score: number, threshold: number): MatchRow['decision'] => (score >= threshold ? 'match' : 'below-threshold');
 
 export function reasonFor(kind: MatchRow['kind'], score: number, view: number, threshold: number): string {
-  if (kind === 'exact') return 'exact duplicate: identical decoded pixels';
+  if (kind === 'exact') return 'exact duplicate: byte-identical image data';
   const rel = score >= threshold ? '≥' : '<';
   return `cosine ${score.toFixed(4)} ${rel} threshold ${threshold} (view ${VIEWS[view] ?? view})`;
 }

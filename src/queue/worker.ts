@@ -18,7 +18,7 @@ export interface WorkerOptions extends RawQueueOptions {
 export type WorkerEvent =
   | { event: 'ready'; worker: string; queue: string }
   | { event: 'start' | 'done' | 'failed' | 'progress'; worker: string; job: string; name: string; shard?: string; attempt: number; detail?: unknown }
-  | { event: 'stopped'; worker: string; processed: number };
+  | { event: 'stopped'; worker: string; processed: number; maxRssMB: number };
 
 export interface WorkerHooks { onEvent?: (e: WorkerEvent) => void; signal?: AbortSignal }
 
@@ -87,7 +87,7 @@ export async function runWorker(raw: WorkerOptions, hooks: WorkerHooks = {}): Pr
   });
   void worker.run();
   await stopped;
-  emit({ event: 'stopped', worker: name, processed });
+  emit({ event: 'stopped', worker: name, processed, maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024) });
   return { processed };
 }
 

@@ -8,8 +8,8 @@ import { readParquetImage } from '../sources/parquet.js';
 
 /**
  * The only module that decodes images. One decode per image yields everything later stages
- * need: the decoded-pixel hash (exact duplicates, embedding reuse), the size, and the
- * model-input pixels. Hostile files fail here with a reason; they never throw past decodeImage.
+ * need: the content hash (exact duplicates, embedding reuse), the size, and the model-input
+ * pixels. Hostile files fail here with a reason; they never throw past decodeImage.
  */
 
 /** libvips refuses to decode more pixels than this (decompression bombs). */

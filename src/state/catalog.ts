@@ -249,7 +249,7 @@ export class Catalog {
     }).immediate();
   }
 
-  /** Pairs of ok images with identical decoded pixels across the two sides: found with no model. */
+  /** Pairs of ok images with the same content hash (byte-identical) across the two sides: found with no model. */
   exactPairs(upstreamIds: number[], downstreamIds: number[]): { upstreamId: number; downstreamId: number }[] {
     return this.db.prepare(`
       SELECT u.id AS upstreamId, d.id AS downstreamId FROM images u JOIN images d ON u.hash = d.hash

@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE INDEX IF NOT EXISTS images_hash ON images (hash);
 CREATE INDEX IF NOT EXISTS images_source_status ON images (source_id, status, id);
 
--- Embeddings are keyed by decoded-pixel hash: exact duplicates are embedded once.
+-- Embeddings are keyed by content hash (sha1 of the image bytes): exact duplicates are embedded once.
 -- vectors holds 'views' consecutive float32 descriptors (view 0 = the image as it is).
 CREATE TABLE IF NOT EXISTS embeddings (
   hash TEXT NOT NULL,
