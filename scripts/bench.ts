@@ -33,10 +33,15 @@ type Kind = keyof typeof KINDS;
 
 const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 
-function sourcePhotos(): Buffer[] {
+/**
+ * Val photos [from, from + count). Upstream and downstream copies come from disjoint slices, so
+ * the corpus is clean apart from chance look-alikes, like a real one (a benchmark whose every
+ * upstream image copies a test image measures the report, not the audit).
+ */
+function sourcePhotos(from: number, count: number): Buffer[] {
   const dir = join(packageRoot(), '..', 'shared', 'data', 'tiny-imagenet', 'val');
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith('.JPEG')).sort().slice(0, 2000).map((f) => readFileSync(join(dir, f)));
+  return readdirSync(dir).filter((f) => f.endsWith('.JPEG')).sort().slice(from, from + count).map((f) => readFileSync(join(dir, f)));
 }
 
 async function procedural(i: number): Promise<Buffer> {
@@ -52,15 +57,16 @@ async function procedural(i: number): Promise<Buffer> {
   return sharp(raw, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
 }
 
-/** Write n unique images of a kind into dir (cached between runs). */
+/** Write n unique images of a kind into dir (cached between runs; an interrupted run continues). */
 async function generate(kind: Kind, n: number, dir: string, offset: number, photos: Buffer[]): Promise<void> {
-  const marker = join(dir, `.complete-${n}`);
+  const marker = join(dir, `.complete-${n}-v2`);
   if (existsSync(marker)) return;
-  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
+  const present = new Set(readdirSync(dir));
   const { side, format } = KINDS[kind];
   const limit = pLimit(4);
   await Promise.all(Array.from({ length: n }, (_, i) => limit(async () => {
+    if (present.has(`${String(i).padStart(7, '0')}.${format}`)) return;
     const src = photos.length ? photos[(offset + i) % photos.length]! : await procedural(offset + i);
     const { data } = await sharp(src).resize(side[0], side[1], { fit: 'fill' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     data[0] = (offset + i) % 256; // unique decoded pixels per copy
@@ -158,16 +164,17 @@ async function main() {
   const model = loadModel(modelDir);
   const threads = cpus().length;
   console.log(`machine: ${cpus().length}× ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.versions.node}; model ${model.id}`);
-  const photos = sourcePhotos();
-  console.log(`inputs: ${photos.length ? 'tiny-imagenet val photos, resized per kind' : 'procedural images (../shared absent)'}; each copy unique\n`);
+  const photos = sourcePhotos(0, 5000);
+  const downPhotos = sourcePhotos(5000, 5000);
+  console.log(`inputs: ${photos.length ? 'tiny-imagenet val photos 0-4999 (upstream) and 5000-9999 (downstream), resized per kind' : 'procedural images (../shared absent)'}; each copy unique\n`);
   const h = hnswRates(downN * 8, model.card.output.dims);
   console.log(`HNSW (${downN * 8} vectors, ${model.card.output.dims}-d, M16 ef200): build ${fmt(h.buildPerSecond)}/s, query (k20, ef64) ${fmt(h.queriesPerSecond)}/s`);
   const emb = await embedOnly(modelDir, 2048, batch, threads);
 
   // One downstream set (jpg64, the kind of the test sets neardup audits most) prepared once.
-  const downDir = join(values.work!, 'downstream', 'images');
-  await generate('jpg64', downN, downDir, 1_000_000, photos);
-  const downDb = join(values.work!, 'downstream', `prepared-${downN}.db`);
+  const downDir = join(values.work!, 'downstream', 'images-v2');
+  await generate('jpg64', downN, downDir, 1_000_000, downPhotos);
+  const downDb = join(values.work!, 'downstream', `prepared-${downN}-v2.db`);
   const prep = await prepareChild(downDir, downDb);
   console.log(`downstream: ${prep.images} jpg64 images × 8 views prepared once in ${prep.seconds.toFixed(1)} s (${fmt((prep.images * 8) / prep.seconds)} views/s), peak RSS ${fmt(prep.maxRssMB)} MB\n`);
 

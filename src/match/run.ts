@@ -84,12 +84,9 @@ function isExactAlready(catalog: Catalog, modelId: string, r: MatchRow): boolean
   return !!catalog.db.prepare("SELECT 1 FROM matches WHERE model_id = ? AND upstream_id = ? AND downstream_id = ? AND kind = 'exact'").get(modelId, r.upstreamId, r.downstreamId);
 }
 
-/** Re-decide every stored candidate at a new threshold: no model or index work needed. */
+/** Re-decide every stored candidate at a new threshold: no model or index work, and no rows in memory. */
 export function applyThreshold(catalog: Catalog, modelId: string, threshold: number): void {
-  const rows = catalog.db.prepare("SELECT upstream_id, downstream_id, score, view FROM matches WHERE model_id = ? AND kind = 'embedding'").all(modelId) as
-    { upstream_id: number; downstream_id: number; score: number; view: number }[];
-  const update = catalog.db.prepare('UPDATE matches SET decision = ?, reason = ? WHERE model_id = ? AND upstream_id = ? AND downstream_id = ?');
-  catalog.db.transaction(() => {
-    for (const r of rows) update.run(decide(r.score, threshold), reasonFor('embedding', r.score, r.view, threshold), modelId, r.upstream_id, r.downstream_id);
-  }).immediate();
+  catalog.db.function('neardup_reason', { deterministic: true }, (score, view, t) => reasonFor('embedding', score as number, view as number, t as number));
+  catalog.db.prepare(`UPDATE matches SET decision = CASE WHEN score >= @threshold THEN 'match' ELSE 'below-threshold' END,
+    reason = neardup_reason(score, view, @threshold) WHERE model_id = @modelId AND kind = 'embedding'`).run({ threshold, modelId });
 }

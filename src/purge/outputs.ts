@@ -1,4 +1,5 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Catalog } from '../state/catalog.js';
 import { candidates, okPaths, removals, type CandidateView } from '../state/queries.js';
@@ -33,10 +34,32 @@ export async function writePurgePlan(catalog: Catalog, sel: PurgeSelection, outD
   const all = candidates(catalog, sel.modelId, sel.upstreamIds, sel.downstreamIds);
   const removedRows = removals(all);
   const removedIds = new Set(removedRows.map((r) => r.upstreamId));
-  const lines: string[] = [];
-  for (const { id, path } of okPaths(catalog, sel.upstreamIds)) if (!removedIds.has(id)) lines.push(keepLine(path));
-  writeFileAtomic(join(outDir, 'keep.txt'), lines.length ? `${lines.join('\n')}\n` : '');
+  const kept = await writeKeepList(join(outDir, 'keep.txt'), catalog, sel.upstreamIds, removedIds);
   await writeCsvFile(join(outDir, 'removed.csv'), ['upstream', 'downstream', 'score', 'view', 'reason'],
     removedRows.map((r) => [r.upstream, r.downstream, scoreText(r.score), viewName(r.view), r.reason]));
-  return { kept: lines.length, removed: removedRows.length, candidates: all, removedRows };
+  return { kept, removed: removedRows.length, candidates: all, removedRows };
+}
+
+/** keep.txt, streamed: a corpus of millions of kept paths is never held in memory. */
+async function writeKeepList(path: string, catalog: Catalog, upstreamIds: number[], removedIds: Set<number>): Promise<number> {
+  const fh = await open(`${path}.tmp`, 'w');
+  let kept = 0;
+  try {
+    let chunk: string[] = [];
+    for (const { id, path: p } of okPaths(catalog, upstreamIds)) {
+      if (removedIds.has(id)) continue;
+      chunk.push(keepLine(p));
+      kept++;
+      if (chunk.length === 5000) {
+        await fh.write(`${chunk.join('\n')}\n`);
+        chunk = [];
+      }
+    }
+    if (chunk.length > 0) await fh.write(`${chunk.join('\n')}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  renameSync(`${path}.tmp`, path);
+  return kept;
 }
