@@ -26,7 +26,7 @@ export const FLAGS = {
   model: f('model', 'model', 'model folder with card.json and model.onnx; default the bundled models/neardup-vit-s8', '<dir>'),
   runtime: f('runtime', 'runtime', `inference runtime: ${RUNTIME_NAMES.join(' | ')} (default onnx)`, '<name>'),
   threshold: f('threshold', 'threshold', "cosine at or above which an upstream image is a near-duplicate; default the model card's calibrated value", '<x>'),
-  floor: f('floor', 'floor', 'lowest cosine still recorded as a candidate; default threshold - 0.15', '<x>'),
+  floor: f('floor', 'floor', 'lowest cosine still recorded as a candidate; default threshold - 0.05', '<x>'),
   k: f('k', 'k', 'downstream images examined per upstream query (default 10)', '<n>'),
   concurrency: f('concurrency', 'concurrency', 'images decoded at once (default 2 × cores)', '<n>'),
   batchSize: f('batch-size', 'batchSize', 'model inputs per inference batch (default 32)', '<n>'),

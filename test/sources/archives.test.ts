@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -64,5 +65,30 @@ test('CIFAR-10 binary batches: keys are test/<index> and exact copies are found'
   const matches = rows(join(dir, 'out/matches.csv'));
   const pairs = matches.map(([u, d, s]) => [u!.replace(/^.*\//, ''), d!.replace(/^.*cifar-10-batches-bin\//, ''), s]);
   assert.deepEqual(pairs.filter(([, , s]) => s === '1.000000').sort(), [['copy-3.png', 'test/000003', '1.000000'], ['copy-7.png', 'test/000007', '1.000000']]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('tar shards written by GNU tar (gnu and pax formats, long names) list the same members and bytes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'neardup-gnutar-'));
+  const src = join(dir, 'src');
+  const long = `${'deep-folder-name/'.repeat(8)}image-with-a-name-longer-than-one-hundred-bytes.png`;
+  const files: Record<string, Buffer> = {
+    '000001.jpg': await sharp({ create: { width: 20, height: 10, channels: 3, background: '#c33' } }).jpeg().toBuffer(),
+    [long]: await sharp({ create: { width: 7, height: 9, channels: 3, background: '#3c3' } }).png().toBuffer(),
+    'empty.txt': Buffer.alloc(0),
+  };
+  for (const [name, data] of Object.entries(files)) {
+    mkdirSync(join(src, name, '..'), { recursive: true });
+    writeFileSync(join(src, name), data);
+  }
+  for (const format of ['gnu', 'pax']) {
+    const tar = join(dir, `${format}.tar`);
+    const r = spawnSync('tar', [`--format=${format}`, '-cf', tar, '-C', src, ...Object.keys(files)], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const seen: Record<string, Buffer> = {};
+    for await (const m of tarMembers(tar)) seen[m.name] = readFileSync(tar).subarray(m.offset, m.offset + m.size);
+    assert.deepEqual(Object.keys(seen).sort(), Object.keys(files).sort(), `${format}: member names`);
+    for (const [name, data] of Object.entries(files)) assert.ok(seen[name]!.equals(data), `${format}: bytes of ${name}`);
+  }
   rmSync(dir, { recursive: true, force: true });
 });
