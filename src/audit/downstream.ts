@@ -10,13 +10,17 @@ import type { Catalog } from '../state/catalog.js';
  * Image ids are kept, so the saved index's labels (id × views + view) stay valid in every shard.
  */
 
-/** Meta key a prepared catalog carries once its downstream side is complete: "<model id> <time>". */
+/**
+ * Meta key a prepared catalog carries once its downstream side is complete: "<model id> <index
+ * fingerprint>". Preparing unchanged data again gives the same stamp, so shards that imported it
+ * keep resuming; a changed downstream side gives a new one, which they refuse.
+ */
 export const PREPARED = 'prepared_downstream';
 const IMPORTED = 'downstream_from';
 
 /** Mark a catalog whose downstream side is fully embedded and indexed for this model. */
-export function markPrepared(catalog: Catalog, modelId: string): string {
-  const stamp = `${modelId} ${new Date().toISOString()}`;
+export function markPrepared(catalog: Catalog, modelId: string, indexFingerprint: string): string {
+  const stamp = `${modelId} ${indexFingerprint}`;
   catalog.setMeta(PREPARED, stamp);
   return stamp;
 }

@@ -134,7 +134,7 @@ export async function prepare(raw: RawOptions, hooks: RunHooks = {}): Promise<Pr
     const downIds = await timed(timings, 'list', () => listSources(s.catalog, 'downstream', options.downstream, options.followLinks, p));
     const r = await timed(timings, 'embedDownstream', () => embedSide(s, downIds, VIEWS.length, 'embed downstream', p));
     const idx = await timed(timings, 'index', () => indexFor(s, downIds, p));
-    markPrepared(s.catalog, s.model.id);
+    markPrepared(s.catalog, s.model.id, idx.fingerprint);
     return { images: idx.ids.length, embedded: r.embedded, failed: r.failed, db: s.catalog.path, index: s.indexPath };
   });
 }

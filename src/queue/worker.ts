@@ -110,8 +110,9 @@ async function watchIdle(target: QueueTarget, busy: () => boolean, everyMs: numb
     for (;;) {
       await new Promise((r) => setTimeout(r, everyMs));
       if (busy()) continue;
-      const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
-      if (Object.values(c).every((n) => n === 0)) return;
+      // Redis away for a moment (restart, failover): keep waiting; BullMQ reconnects too.
+      const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children').catch(() => undefined);
+      if (c && Object.values(c).every((n) => n === 0)) return;
     }
   } finally {
     await queue.close();

@@ -48,6 +48,13 @@ test('an audit on a prepared downstream catalog (--downstream-db) gives the outp
   await audit({ ...BASE, upstream: [FIXTURE_UP], out: join(dir, 'plain') });
   const prepared = await prepare({ downstream: [FIXTURE_DOWN], db: join(dir, 'down', 'neardup.db') });
   assert.equal(prepared.images, 16);
+  const stamp = () => {
+    const db = new Database(prepared.db, { readonly: true });
+    try { return (db.prepare("SELECT value FROM meta WHERE key = 'prepared_downstream'").get() as { value: string }).value; } finally { db.close(); }
+  };
+  const first = stamp();
+  await prepare({ downstream: [FIXTURE_DOWN], db: prepared.db });
+  assert.equal(stamp(), first, 'preparing unchanged data again keeps the stamp, so running shards keep resuming');
   const { downstream: _d, ...rest } = BASE;
   await audit({ ...rest, upstream: [FIXTURE_UP], downstreamDb: prepared.db, out: join(dir, 'shared') });
   assertSameOutputs(join(dir, 'shared'), comparableOutputs(join(dir, 'plain')), 'prepared downstream vs plain audit');
