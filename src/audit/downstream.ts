@@ -48,9 +48,16 @@ export function importDownstream(catalog: Catalog, from: string, modelId: string
 
 function copyDownstream(source: Database.Database, catalog: Catalog, modelId: string): void {
   const sources = source.prepare("SELECT id, role, spec, root, listing FROM sources WHERE role = 'downstream' ORDER BY id").all() as Record<string, unknown>[];
+  // One prepared INSERT per table, built from the columns the source catalog has.
+  const inserters = new Map<string, Database.Statement>();
   const insert = (table: string, row: Record<string, unknown>) => {
     const cols = Object.keys(row);
-    catalog.db.prepare(`INSERT INTO ${table} (${cols.join(',')}) VALUES (${cols.map(() => '?').join(',')})`).run(...cols.map((c) => row[c]));
+    let stmt = inserters.get(table);
+    if (!stmt) {
+      stmt = catalog.db.prepare(`INSERT INTO ${table} (${cols.join(',')}) VALUES (${cols.map((c) => `@${c}`).join(',')})`);
+      inserters.set(table, stmt);
+    }
+    stmt.run(row);
   };
   catalog.db.transaction(() => {
     for (const row of sources) insert('sources', row);

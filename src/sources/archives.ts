@@ -2,7 +2,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../errors.js';
-import type { ImageMeta, ListedEntry, ListingError, ListingPage } from './list.js';
+import type { ImageMeta, ListingPage } from './list.js';
+import { Pager } from './pager.js';
 
 /**
  * Archive sources, read in place by byte range: nothing is extracted to disk and memory stays
@@ -174,13 +175,7 @@ async function* cifarLabels(file: string, record: number, labels: number, count:
 
 /** Every image of an archive source, a page at a time. */
 export async function* listArchive(a: ArchiveSpec, pageSize: number): AsyncGenerator<ListingPage> {
-  let page: { files: ListedEntry[]; errors: ListingError[] } = { files: [], errors: [] };
-  const flush = function* () {
-    if (page.files.length + page.errors.length >= pageSize) {
-      yield page;
-      page = { files: [], errors: [] };
-    }
-  };
+  const pager = new Pager(pageSize);
   const namesByDir = new Map<string, CifarNames>();
   for (const file of a.files) {
     const rel = file.slice(a.root.length).replace(/^\/+/, '');
@@ -189,30 +184,30 @@ export async function* listArchive(a: ArchiveSpec, pageSize: number): AsyncGener
         for await (const m of tarMembers(file)) {
           if (!IMAGE_MEMBER.test(m.name)) continue;
           const key = `${rel}/${m.name}`;
-          page.files.push({ key, path: join(a.root, key), bytes: m.size, mtimeMs: m.mtimeMs, container: file, offset: m.offset, format: 'bytes' });
-          yield* flush();
+          pager.file({ key, path: join(a.root, key), bytes: m.size, mtimeMs: m.mtimeMs, container: file, offset: m.offset, format: 'bytes' });
+          yield* pager.full();
         }
       } catch (e) {
-        page.errors.push({ key: rel, path: file, error: `unreadable tar archive: ${(e as Error).message}` });
+        pager.error({ key: rel, path: file, error: `unreadable tar archive: ${(e as Error).message}` });
       }
     } else {
       const labels = a.kind === 'cifar10' ? 1 : 2;
       const record = labels + CIFAR_PIXELS;
       const { size, mtimeMs } = statSync(file);
       const { split, first } = cifarSplit(a.kind, file);
-      if (size % record !== 0) page.errors.push({ key: rel, path: file, error: `not a ${a.kind} batch: ${size} bytes is not a multiple of the ${record}-byte record` });
+      if (size % record !== 0) pager.error({ key: rel, path: file, error: `not a ${a.kind} batch: ${size} bytes is not a multiple of the ${record}-byte record` });
       const names = namesByDir.get(dirname(file)) ?? cifarLabelNames(a.kind, dirname(file));
       namesByDir.set(dirname(file), names);
       try {
         for await (const { index: i, label } of cifarLabels(file, record, labels, Math.floor(size / record))) {
           const key = `${split}/${String(first + i).padStart(6, '0')}`;
-          page.files.push({ key, path: join(a.root, key), bytes: CIFAR_PIXELS, mtimeMs, container: file, offset: i * record + labels, format: 'cifar', meta: cifarMeta(label, names) });
-          yield* flush();
+          pager.file({ key, path: join(a.root, key), bytes: CIFAR_PIXELS, mtimeMs, container: file, offset: i * record + labels, format: 'cifar', meta: cifarMeta(label, names) });
+          yield* pager.full();
         }
       } catch (e) {
-        page.errors.push({ key: rel, path: file, error: `unreadable ${a.kind} batch: ${(e as Error).message}` });
+        pager.error({ key: rel, path: file, error: `unreadable ${a.kind} batch: ${(e as Error).message}` });
       }
     }
   }
-  if (page.files.length + page.errors.length > 0) yield page;
+  yield* pager.rest();
 }

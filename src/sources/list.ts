@@ -3,6 +3,7 @@ import { lstat, opendir, realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { ListedFile } from '../state/catalog.js';
+import { Pager } from './pager.js';
 import { listArchive, parseArchive, type ArchiveSpec } from './archives.js';
 import { listParquet, parseParquet, type ParquetSpec } from './parquet.js';
 
@@ -119,13 +120,12 @@ interface WalkOptions { followLinks: boolean; pageSize: number }
 async function* walkFolder(root: string, match: (key: string) => boolean, o: WalkOptions): AsyncGenerator<ListingPage> {
   const realRoot = realpathSync(root);
   const seenDirs = new Set<string>([realRoot]);
-  let page: ListingPage = { files: [], errors: [] };
-  const full = () => page.files.length + page.errors.length >= o.pageSize;
+  const pager = new Pager(o.pageSize);
 
   async function* visit(relDir: string): AsyncGenerator<ListingPage> {
     const entries = await readEntries(root, relDir, realRoot, o.followLinks).catch((e: Error) => e);
     if (entries instanceof Error) {
-      page.errors.push({ key: relDir, path: join(root, relDir), error: `cannot read folder: ${entries.message}` });
+      pager.error({ key: relDir, path: join(root, relDir), error: `cannot read folder: ${entries.message}` });
       return;
     }
     for (const entry of entries) {
@@ -135,19 +135,16 @@ async function* walkFolder(root: string, match: (key: string) => boolean, o: Wal
         seenDirs.add(kind.real);
         yield* visit(key);
       } else if (kind.type === 'file') {
-        if (match(key)) page.files.push(withClass({ key, path: join(root, key), bytes: kind.bytes, mtimeMs: kind.mtimeMs }));
+        if (match(key)) pager.file(withClass({ key, path: join(root, key), bytes: kind.bytes, mtimeMs: kind.mtimeMs }));
       } else if (kind.type === 'error' && hasImageExtension(name)) {
-        page.errors.push({ key, path: join(root, key), error: kind.error });
+        pager.error({ key, path: join(root, key), error: kind.error });
       }
-      if (full()) {
-        yield page;
-        page = { files: [], errors: [] };
-      }
+      yield* pager.full();
     }
   }
 
   yield* visit('');
-  if (page.files.length + page.errors.length > 0) yield page;
+  yield* pager.rest();
 }
 
 interface Entry { key: string; name: string; kind: Classified }
@@ -199,23 +196,20 @@ async function classify(path: string, realRoot: string, followLinks: boolean): P
 
 async function* listFile(spec: SourceSpec, pageSize: number): AsyncGenerator<ListingPage> {
   const lines = readFileSync(spec.target!, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  let page: ListingPage = { files: [], errors: [] };
+  const pager = new Pager(pageSize);
   for (const line of lines) {
     const path = isAbsolute(line) ? line : join(spec.root, line);
     const key = isAbsolute(line) ? relative(resolve(spec.root), line) : line;
     try {
       const s = await stat(path);
-      if (s.isFile()) page.files.push(withClass({ key, path, bytes: s.size, mtimeMs: s.mtimeMs }));
-      else page.errors.push({ key, path, error: 'listed path is not a regular file' });
+      if (s.isFile()) pager.file(withClass({ key, path, bytes: s.size, mtimeMs: s.mtimeMs }));
+      else pager.error({ key, path, error: 'listed path is not a regular file' });
     } catch (e) {
-      page.errors.push({ key, path, error: `listed file cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+      pager.error({ key, path, error: `listed file cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
     }
-    if (page.files.length + page.errors.length >= pageSize) {
-      yield page;
-      page = { files: [], errors: [] };
-    }
+    yield* pager.full();
   }
-  if (page.files.length + page.errors.length > 0) yield page;
+  yield* pager.rest();
 }
 
 /** Every image of a source, in a stable order, a page at a time. */

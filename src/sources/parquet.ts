@@ -6,7 +6,8 @@ import { compressors } from 'hyparquet-compressors';
 import { ConfigError } from '../errors.js';
 import type { ImageMeta } from '../state/catalog.js';
 import { expandBraces } from './archives.js';
-import { globToRegExp, type ListedEntry, type ListingError, type ListingPage } from './list.js';
+import { globToRegExp, type ListingPage } from './list.js';
+import { Pager } from './pager.js';
 
 /**
  * Parquet sources (Hugging Face datasets style): one image per row, held in a binary column or
@@ -293,13 +294,7 @@ function groupsWithin(metadata: FileMetaData, w: Window): Window[] {
 
 /** Every image row of a parquet source, a window of rows at a time, in file then row order. */
 export async function* listParquet(p: ParquetSpec, pageSize: number): AsyncGenerator<ListingPage> {
-  let page: { files: ListedEntry[]; errors: ListingError[] } = { files: [], errors: [] };
-  const flush = function* () {
-    if (page.files.length + page.errors.length >= pageSize) {
-      yield page;
-      page = { files: [], errors: [] };
-    }
-  };
+  const pager = new Pager(pageSize);
   for (const file of p.files) {
     const rel = relative(p.root, file);
     // Rows that could not be read (damaged pages): counted, reported once for the file.
@@ -327,29 +322,29 @@ export async function* listParquet(p: ParquetSpec, pageSize: number): AsyncGener
           const key = `${rel}/${String(row).padStart(digits, '0')}`;
           const bytes = cellBytes(cells[column]);
           if (!bytes || bytes.length === 0) {
-            page.errors.push({ key, path: join(p.root, key), error: `row ${row} has no image bytes in column ${column}` });
+            pager.error({ key, path: join(p.root, key), error: `row ${row} has no image bytes in column ${column}` });
           } else {
             const m: ImageMeta = {};
             for (const c of meta) {
               const v = metaValue(cells[c]);
               if (v !== undefined) m[c] = v;
             }
-            page.files.push({ key, path: join(p.root, key), bytes: bytes.length, mtimeMs, container, offset: row, format: 'parquet', ...(Object.keys(m).length > 0 ? { meta: m } : {}) });
+            pager.file({ key, path: join(p.root, key), bytes: bytes.length, mtimeMs, container, offset: row, format: 'parquet', ...(Object.keys(m).length > 0 ? { meta: m } : {}) });
           }
-          yield* flush();
+          yield* pager.full();
         }
       }
       if (damaged) {
         const rows = damaged.count === 1 ? `row ${damaged.first}` : `${damaged.count} rows from row ${damaged.first}`;
-        page.errors.push({ key: rel, path: file, error: `unreadable parquet file: ${rows} cannot be read (${damaged.message})` });
-        yield* flush();
+        pager.error({ key: rel, path: file, error: `unreadable parquet file: ${rows} cannot be read (${damaged.message})` });
+        yield* pager.full();
       }
     } catch (e) {
-      page.errors.push({ key: rel, path: file, error: `unreadable parquet file: ${(e as Error).message}` });
-      yield* flush();
+      pager.error({ key: rel, path: file, error: `unreadable parquet file: ${(e as Error).message}` });
+      yield* pager.full();
     }
   }
-  if (page.files.length + page.errors.length > 0) yield page;
+  yield* pager.rest();
 }
 
 interface OpenFile { buffer: AsyncBuffer; metadata: FileMetaData; windows: Map<string, Window[]> }

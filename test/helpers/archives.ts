@@ -30,31 +30,22 @@ export function writeTar(path: string, members: { name: string; data: Buffer }[]
   }
 }
 
-/** CIFAR-10 binary batch: per record one label byte, then the R, G and B 32×32 planes. */
-export function cifar10Batch(images: { label: number; rgb: Buffer }[]): Buffer {
-  return Buffer.concat(images.map(({ label, rgb }) => {
-    const rec = Buffer.alloc(1 + 3072);
-    rec[0] = label;
-    for (let p = 0; p < 1024; p++) {
-      rec[1 + p] = rgb[p * 3]!;
-      rec[1 + 1024 + p] = rgb[p * 3 + 1]!;
-      rec[1 + 2048 + p] = rgb[p * 3 + 2]!;
-    }
-    return rec;
-  }));
+/** One CIFAR record: the label bytes, then the R, G and B 32×32 planes of interleaved `rgb`. */
+function cifarRecord(labels: number[], rgb: Buffer): Buffer {
+  const rec = Buffer.alloc(labels.length + 3072);
+  labels.forEach((label, i) => (rec[i] = label));
+  for (let p = 0; p < 1024; p++) {
+    for (let c = 0; c < 3; c++) rec[labels.length + c * 1024 + p] = rgb[p * 3 + c]!;
+  }
+  return rec;
 }
 
-/** CIFAR-100 binary file: per record a coarse and a fine label byte, then the R, G and B planes. */
+/** CIFAR-10 binary batch: per record one label byte, then the planes. */
+export function cifar10Batch(images: { label: number; rgb: Buffer }[]): Buffer {
+  return Buffer.concat(images.map(({ label, rgb }) => cifarRecord([label], rgb)));
+}
+
+/** CIFAR-100 binary file: per record a coarse and a fine label byte, then the planes. */
 export function cifar100Batch(images: { coarse: number; fine: number; rgb: Buffer }[]): Buffer {
-  return Buffer.concat(images.map(({ coarse, fine, rgb }) => {
-    const rec = Buffer.alloc(2 + 3072);
-    rec[0] = coarse;
-    rec[1] = fine;
-    for (let p = 0; p < 1024; p++) {
-      rec[2 + p] = rgb[p * 3]!;
-      rec[2 + 1024 + p] = rgb[p * 3 + 1]!;
-      rec[2 + 2048 + p] = rgb[p * 3 + 2]!;
-    }
-    return rec;
-  }));
+  return Buffer.concat(images.map(({ coarse, fine, rgb }) => cifarRecord([coarse, fine], rgb)));
 }
