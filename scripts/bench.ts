@@ -174,7 +174,7 @@ async function main() {
   // One downstream set (jpg64, the kind of the test sets neardup audits most) prepared once.
   const downDir = join(values.work!, 'downstream', 'images-v2');
   await generate('jpg64', downN, downDir, 1_000_000, downPhotos);
-  const downDb = join(values.work!, 'downstream', `prepared-${downN}-v2.db`);
+  const downDb = join(values.work!, 'downstream', `prepared-${downN}-${model.id.replace('@', '-')}.db`);
   const prep = await prepareChild(downDir, downDb);
   console.log(`downstream: ${prep.images} jpg64 images × 8 views prepared once in ${prep.seconds.toFixed(1)} s (${fmt((prep.images * 8) / prep.seconds)} views/s), peak RSS ${fmt(prep.maxRssMB)} MB\n`);
 

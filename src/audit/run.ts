@@ -2,7 +2,7 @@ import { resolveOptions, type RawOptions, type ResolvedOptions } from '../config
 import { runDecodeOnly, runEmbed } from '../embed/run.js';
 import { VIEWS } from '../embed/views.js';
 import { buildIndex, type DownstreamIndex } from '../index/hnsw.js';
-import { applyThreshold, runMatch, type MatchResult } from '../match/run.js';
+import { applyThreshold, MatchCursor, type MatchResult } from '../match/run.js';
 import { writePurgePlan, type PurgeResult, type PurgeSelection } from '../purge/outputs.js';
 import { writeReport, type Summary } from '../report/write.js';
 import { SILENT, type Progress } from '../util/progress-types.js';
@@ -50,10 +50,10 @@ async function withSession<T>(command: string, options: ResolvedOptions, fn: (s:
   }
 }
 
-async function embedSide(s: Session, sourceIds: number[], views: number, label: string, p: Progress) {
+async function embedSide(s: Session, sourceIds: number[], views: number, label: string, p: Progress, afterCommit?: (lastId: number) => void) {
   const runtime = await s.runtime();
   p.start(label, undefined);
-  const r = await runEmbed(s.catalog, s.model, runtime, { sourceIds, views, batchSize: s.options.batchSize, concurrency: s.options.concurrency }, p);
+  const r = await runEmbed(s.catalog, s.model, runtime, { sourceIds, views, batchSize: s.options.batchSize, concurrency: s.options.concurrency, afterCommit }, p);
   p.done(`${r.decoded} decoded, ${r.failed} failed, ${r.embedded} embedded, ${r.reused} reused`);
   return r;
 }
@@ -63,12 +63,16 @@ function indexFor(s: Session, downIds: number[], p: Progress): DownstreamIndex {
   return buildIndex(s.catalog, { sourceIds: downIds, modelId: s.model.id, views: VIEWS.length, dims: s.model.card.output.dims, path: s.indexPath, sharedPath }, p);
 }
 
-function matchWith(s: Session, index: DownstreamIndex, upIds: number[], downIds: number[], p: Progress): MatchResult {
-  p.start('match', undefined);
-  const r = runMatch(s.catalog, index, {
+function matchCursor(s: Session, index: DownstreamIndex, upIds: number[], downIds: number[]): MatchCursor {
+  return new MatchCursor(s.catalog, index, {
     modelId: s.model.id, upstreamSourceIds: upIds, downstreamSourceIds: downIds,
     threshold: s.threshold, floor: s.floor, k: s.options.k, pageSize: 512,
-  }, p);
+  });
+}
+
+function finishMatch(cursor: MatchCursor, p: Progress): MatchResult {
+  p.start('match', undefined);
+  const r = cursor.finish(p);
   p.done(`${r.matches} matches among ${r.candidates} candidates`);
   return r;
 }
@@ -101,9 +105,12 @@ export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<Audi
     });
     const downIds = sourceIdsFor(s.catalog, 'downstream', options.downstream);
     await timed(timings, 'embedDownstream', () => embedSide(s, downIds, VIEWS.length, 'embed downstream', p));
-    await timed(timings, 'embedUpstream', () => embedSide(s, upIds, 1, 'embed upstream', p));
     const index = await timed(timings, 'index', () => indexFor(s, downIds, p));
-    await timed(timings, 'match', () => matchWith(s, index, upIds, downIds, p));
+    // Matching follows the upstream embedding page by page, on the main thread while the model
+    // works on the next pages; what is left (a resumed run's backlog) finishes after it.
+    const cursor = matchCursor(s, index, upIds, downIds);
+    await timed(timings, 'embedUpstream', () => embedSide(s, upIds, 1, 'embed upstream', p, (lastId) => cursor.advance(lastId, 1)));
+    await timed(timings, 'match', () => finishMatch(cursor, p));
     const { summary } = await outputs(s, { modelId: s.model.id, upstreamIds: upIds, downstreamIds: downIds }, timings, options.runtime);
     return { summary, matched: summary.counts.removed, outDir: options.out };
   });
@@ -181,7 +188,7 @@ export async function match(raw: RawOptions, hooks: RunHooks = {}): Promise<Matc
   const p = hooks.progress ?? SILENT;
   return withSession('match', options, async (s) => {
     const downIds = sourceIdsFor(s.catalog, 'downstream', options.downstream);
-    return matchWith(s, indexFor(s, downIds, p), sourceIdsFor(s.catalog, 'upstream', options.upstream), downIds, p);
+    return finishMatch(matchCursor(s, indexFor(s, downIds, p), sourceIdsFor(s.catalog, 'upstream', options.upstream), downIds), p);
   });
 }
 

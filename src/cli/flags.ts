@@ -23,7 +23,7 @@ export const FLAGS = {
   downstream: f('downstream', 'downstream', 'downstream source (test set): folder, list:<file>, <file>.txt or glob; repeatable', '<source>', { multiple: true }),
   out: f('out', 'out', 'output folder (matches.csv, candidates.csv, keep.txt, removed.csv, summary.json, report.html)', '<dir>'),
   db: f('db', 'db', 'catalog file (SQLite); default <out>/neardup.db', '<file>'),
-  model: f('model', 'model', 'model folder with card.json and model.onnx; default the bundled models/neardup-vit-s8', '<dir>'),
+  model: f('model', 'model', 'model folder with card.json and model.onnx; default the bundled models/neardup-vit-s8-int8 (models/neardup-vit-s8 with --runtime tfjs)', '<dir>'),
   runtime: f('runtime', 'runtime', `inference runtime: ${RUNTIME_NAMES.join(' | ')} (default onnx)`, '<name>'),
   threshold: f('threshold', 'threshold', "cosine at or above which an upstream image is a near-duplicate; default the model card's calibrated value", '<x>'),
   floor: f('floor', 'floor', 'lowest cosine still recorded as a candidate; default threshold - 0.05', '<x>'),

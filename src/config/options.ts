@@ -116,7 +116,7 @@ export function resolveOptions(raw: RawOptions, needs: { out?: boolean } = {}): 
     sources: cleanPaths(raw.sources),
     out,
     db: raw.db ?? join(out, 'neardup.db'),
-    model: raw.model ?? defaultModelDir(),
+    model: raw.model ?? defaultModelDir(runtime),
     runtime: runtime as RuntimeName,
     threshold,
     floor,

@@ -28,6 +28,10 @@ export interface ModelCard {
   calibration?: Record<string, unknown>;
   quality?: Record<string, unknown>;
   training?: Record<string, unknown>;
+  /** Runtime families that can run these weights (absent: all). The int8 model is onnx-only. */
+  runtimes?: string[];
+  /** For a quantized model: its float source and how it was made (training/quantize.py). */
+  quantization?: { from: string; method: string };
 }
 
 export interface LoadedModel {

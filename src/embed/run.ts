@@ -12,19 +12,23 @@ export interface EmbedStageOptions {
   views: number;
   batchSize: number;
   concurrency: number;
+  /** Called after each page commits, with the page's last image id (pages commit in id order). */
+  afterCommit?: (lastId: number) => void;
 }
 
 export interface EmbedStageResult { decoded: number; failed: number; embedded: number; reused: number }
 
-/** Pages decoding ahead of the model: enough to absorb jitter, small enough to bound memory. */
+/** Pages decoding ahead of the pages the model is working on: enough to absorb jitter, few enough to bound memory. */
 const PREFETCH = 2;
 
 interface DecodedItem { item: WorkItem; result: Awaited<ReturnType<typeof decodeImage>> }
+interface EmbeddedPage { ok: DecodedResult[]; failed: FailedResult[]; embeddings: EmbeddingRow[]; lastId: number }
 
 /**
  * Decode + embed every image of the given sources that lacks an embedding for this model.
- * The next page is decoding (libuv threads, bounded by p-limit) while the model runs on the
- * current one, and each page commits in one transaction: a kill loses at most one page of work.
+ * Three things overlap: pages decode (libuv threads, bounded by p-limit) ahead of the model, the
+ * runtime works on `runtime.parallelism` pages at once, and the main thread commits finished pages
+ * meanwhile. Pages commit in order, each in one transaction: a kill loses only pages in flight.
  */
 export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, o: EmbedStageOptions, progress: Progress): Promise<EmbedStageResult> {
   const limit = pLimit(o.concurrency);
@@ -40,26 +44,39 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
   const decodePage = (page: WorkItem[]) =>
     Promise.all(page.map((item) => limit(async (): Promise<DecodedItem> => ({ item, result: await decodeImage(item, { size }) }))));
 
-  // Decoding runs PREFETCH pages ahead of the model, so neither waits on the other's jitter.
   const ahead: Promise<DecodedItem[]>[] = [];
   const refill = () => {
-    while (ahead.length < PREFETCH) {
+    while (ahead.length < PREFETCH + runtime.parallelism) {
       const page = fetchPage();
       if (page.length === 0) return;
       ahead.push(decodePage(page));
     }
   };
+  const inFlight: Promise<EmbeddedPage>[] = [];
   refill();
-  while (ahead.length > 0) {
-    const decoded = await ahead.shift()!;
-    refill();
-    await embedAndCommit(catalog, model, runtime, o.views, decoded, result);
-    progress.tick(decoded.length);
+  while (ahead.length > 0 || inFlight.length > 0) {
+    while (inFlight.length < runtime.parallelism && ahead.length > 0) {
+      const decoded = await ahead.shift()!;
+      refill();
+      const embedding = embedPage(catalog, model, runtime, o.views, decoded);
+      // Awaited below in order; this only keeps a later page's failure from going unhandled
+      // while an earlier one is being reported.
+      embedding.catch(() => undefined);
+      inFlight.push(embedding);
+    }
+    const page = await inFlight.shift()!;
+    catalog.commitDecoded(page.ok, page.failed, model.id, page.embeddings);
+    o.afterCommit?.(page.lastId);
+    result.decoded += page.ok.length;
+    result.failed += page.failed.length;
+    result.embedded += page.embeddings.length;
+    result.reused += page.ok.length - page.embeddings.length;
+    progress.tick(page.ok.length + page.failed.length);
   }
   return result;
 }
 
-async function embedAndCommit(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, decoded: DecodedItem[], result: EmbedStageResult): Promise<void> {
+function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, decoded: DecodedItem[]): Promise<EmbeddedPage> {
   const ok: DecodedResult[] = [];
   const failed: FailedResult[] = [];
   const toEmbed = new Map<string, Uint8Array>();
@@ -71,15 +88,11 @@ async function embedAndCommit(catalog: Catalog, model: LoadedModel, runtime: Emb
     ok.push({ id: item.id, hash: r.hash, width: r.width, height: r.height });
     if (!toEmbed.has(r.hash)) toEmbed.set(r.hash, r.rgb!);
   }
-  // Exact duplicates (same bytes) of anything embedded before cost no model time.
-  const known = catalog.embeddedHashes([...toEmbed.keys()], model.id, views);
-  for (const h of known) toEmbed.delete(h);
-  const embeddings = await embedHashes(model, runtime, views, toEmbed);
-  catalog.commitDecoded(ok, failed, model.id, embeddings);
-  result.decoded += ok.length;
-  result.failed += failed.length;
-  result.embedded += embeddings.length;
-  result.reused += ok.length - embeddings.length;
+  // Exact duplicates (same bytes) of anything committed before cost no model time. (A duplicate
+  // of a page still in flight is embedded twice; the catalog keeps one row.)
+  for (const h of catalog.embeddedHashes([...toEmbed.keys()], model.id, views)) toEmbed.delete(h);
+  const lastId = decoded[decoded.length - 1]!.item.id;
+  return embedHashes(model, runtime, views, toEmbed).then((embeddings) => ({ ok, failed, embeddings, lastId }));
 }
 
 async function embedHashes(model: LoadedModel, runtime: EmbedRuntime, views: number, images: Map<string, Uint8Array>): Promise<EmbeddingRow[]> {

@@ -6,11 +6,13 @@
 export interface EmbedRuntime {
   /** 'onnxruntime-node', 'tfjs-node', 'tfjs-node-gpu' or 'tfjs-wasm'. */
   readonly name: string;
+  /** How many embed() calls can run at once, each on its own cores (callers keep that many in flight). */
+  readonly parallelism: number;
   embed(pixels: Float32Array, count: number): Promise<Float32Array>;
   dispose(): Promise<void>;
 }
 
 export interface RuntimeOptions {
-  /** Intra-op threads for the model; decode threads are sized separately. */
+  /** Inference threads for the model (onnx on CPU: that many single-threaded sessions); decode threads are sized separately. */
   threads: number;
 }

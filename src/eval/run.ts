@@ -205,7 +205,7 @@ export type ThresholdSource = 'option' | 'card' | 'fallback';
 
 function modelThreshold(o: EvalOptions): { model: ReturnType<typeof loadModel>; threshold: number; source: ThresholdSource } {
   checkThreshold(o.threshold);
-  const model = loadModel(o.model ?? defaultModelDir());
+  const model = loadModel(o.model ?? defaultModelDir(o.runtime));
   if (o.threshold !== undefined) return { model, threshold: o.threshold, source: 'option' };
   if (model.card.threshold !== undefined) return { model, threshold: model.card.threshold, source: 'card' };
   return { model, threshold: FALLBACK_THRESHOLD, source: 'fallback' };

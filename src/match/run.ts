@@ -34,54 +34,80 @@ function fingerprintOf(o: MatchOptions, index: DownstreamIndex): string {
 }
 
 /**
- * Query every upstream image against the downstream index. Upstream embeddings stream from the
- * catalog a page at a time (memory grows with the downstream side only); each page's candidates
- * and the resume point commit together, so a killed match resumes without redoing or doubling.
+ * Queries upstream images against the downstream index in upstream id order. Upstream embeddings
+ * stream from the catalog a page at a time (memory grows with the downstream side only); each
+ * page's candidates (exact pairs and embedding hits) and the resume point commit together, so a
+ * killed match resumes without redoing or doubling. `advance` can follow the embed stage while it
+ * runs, up to the last id it committed; `finish` does the rest and decides at the threshold.
  */
-export function runMatch(catalog: Catalog, index: DownstreamIndex, o: MatchOptions, progress: Progress): MatchResult {
-  const fingerprint = fingerprintOf(o, index);
-  let state = catalog.matchState(o.modelId);
-  if (!state || state.fingerprint !== fingerprint) {
-    catalog.resetMatches(o.modelId, fingerprint);
-    state = catalog.matchState(o.modelId)!;
-  }
-  const result: MatchResult = { queried: 0, candidates: 0, matches: 0, exact: 0, resumedFrom: state.last_upstream_id };
-  if (!state.done) {
-    let afterId = state.last_upstream_id;
-    if (afterId === 0) {
-      const exact = catalog.exactPairs(o.upstreamSourceIds, o.downstreamSourceIds).map((p): MatchRow => ({
-        ...p, score: 1, view: 0, kind: 'exact', decision: 'match', reason: reasonFor('exact', 1, 0, o.threshold),
-      }));
-      catalog.commitMatches(o.modelId, exact, 0, false);
-    }
-    for (;;) {
-      const page = catalog.embeddingsPage(o.upstreamSourceIds, o.modelId, afterId, o.pageSize);
-      if (page.length === 0) break;
-      const rows: MatchRow[] = [];
-      for (const u of page) {
-        const query = u.vectors.subarray(0, index.dims);
-        for (const hit of searchOne(index, query, o.k, o.floor)) {
-          rows.push({
-            upstreamId: u.id, downstreamId: hit.downstreamId, score: hit.score, view: hit.view, kind: 'embedding',
-            decision: decide(hit.score, o.threshold), reason: reasonFor('embedding', hit.score, hit.view, o.threshold),
-          });
-        }
-      }
-      afterId = page[page.length - 1]!.id;
-      catalog.commitMatches(o.modelId, rows.filter((r) => !isExactAlready(catalog, o.modelId, r)), afterId, false);
-      result.queried += page.length;
-      progress.tick(page.length);
-    }
-    catalog.commitMatches(o.modelId, [], afterId, true);
-  }
-  applyThreshold(catalog, o.modelId, o.threshold);
-  const counts = catalog.db.prepare(`SELECT COUNT(*) AS candidates, SUM(decision = 'match') AS matches, SUM(kind = 'exact') AS exact FROM matches WHERE model_id = ?`)
-    .get(o.modelId) as { candidates: number; matches: number | null; exact: number | null };
-  return { ...result, candidates: counts.candidates, matches: counts.matches ?? 0, exact: counts.exact ?? 0 };
-}
+export class MatchCursor {
+  private afterId: number;
+  private done: boolean;
+  readonly result: MatchResult;
 
-function isExactAlready(catalog: Catalog, modelId: string, r: MatchRow): boolean {
-  return !!catalog.db.prepare("SELECT 1 FROM matches WHERE model_id = ? AND upstream_id = ? AND downstream_id = ? AND kind = 'exact'").get(modelId, r.upstreamId, r.downstreamId);
+  constructor(private readonly catalog: Catalog, private readonly index: DownstreamIndex, private readonly o: MatchOptions) {
+    const fingerprint = fingerprintOf(o, index);
+    let state = catalog.matchState(o.modelId);
+    if (!state || state.fingerprint !== fingerprint) {
+      catalog.resetMatches(o.modelId, fingerprint);
+      state = catalog.matchState(o.modelId)!;
+    }
+    this.afterId = state.last_upstream_id;
+    this.done = state.done === 1;
+    this.result = { queried: 0, candidates: 0, matches: 0, exact: 0, resumedFrom: state.last_upstream_id };
+  }
+
+  /** Match committed upstream images with ids up to `untilId`, at most `maxPages` pages; returns how many were queried. */
+  advance(untilId: number, maxPages = Number.POSITIVE_INFINITY, progress?: Progress): number {
+    let queried = 0;
+    for (let pages = 0; !this.done && pages < maxPages; pages++) {
+      const page = this.catalog.embeddingsPage(this.o.upstreamSourceIds, this.o.modelId, this.afterId, this.o.pageSize, untilId);
+      if (page.length === 0) break;
+      const lastId = page[page.length - 1]!.id;
+      this.catalog.commitMatches(this.o.modelId, this.pageRows(page, lastId), lastId, false);
+      this.afterId = lastId;
+      queried += page.length;
+      progress?.tick(page.length);
+    }
+    this.result.queried += queried;
+    return queried;
+  }
+
+  /** Match everything left, mark the match complete, and decide every candidate at the threshold. */
+  finish(progress: Progress): MatchResult {
+    if (!this.done) {
+      this.advance(Number.MAX_SAFE_INTEGER, Number.POSITIVE_INFINITY, progress);
+      // Byte-identical copies need no embedding: also those whose pages the loop never saw.
+      this.catalog.commitMatches(this.o.modelId, this.exactRows(this.afterId, Number.MAX_SAFE_INTEGER), this.afterId, true);
+      this.done = true;
+    }
+    applyThreshold(this.catalog, this.o.modelId, this.o.threshold);
+    const counts = this.catalog.db.prepare(`SELECT COUNT(*) AS candidates, SUM(decision = 'match') AS matches, SUM(kind = 'exact') AS exact FROM matches WHERE model_id = ?`)
+      .get(this.o.modelId) as { candidates: number; matches: number | null; exact: number | null };
+    return { ...this.result, candidates: counts.candidates, matches: counts.matches ?? 0, exact: counts.exact ?? 0 };
+  }
+
+  private exactRows(afterId: number, untilId: number): MatchRow[] {
+    return this.catalog.exactPairs(this.o.upstreamSourceIds, this.o.downstreamSourceIds, afterId, untilId).map((p): MatchRow => ({
+      ...p, score: 1, view: 0, kind: 'exact', decision: 'match', reason: reasonFor('exact', 1, 0, this.o.threshold),
+    }));
+  }
+
+  /** Exact pairs of the page's id range, then embedding hits for pairs not already exact. */
+  private pageRows(page: { id: number; vectors: Float32Array }[], lastId: number): MatchRow[] {
+    const rows = this.exactRows(this.afterId, lastId);
+    const exact = new Set(rows.map((r) => `${r.upstreamId}:${r.downstreamId}`));
+    for (const u of page) {
+      for (const hit of searchOne(this.index, u.vectors.subarray(0, this.index.dims), this.o.k, this.o.floor)) {
+        if (exact.has(`${u.id}:${hit.downstreamId}`)) continue;
+        rows.push({
+          upstreamId: u.id, downstreamId: hit.downstreamId, score: hit.score, view: hit.view, kind: 'embedding',
+          decision: decide(hit.score, this.o.threshold), reason: reasonFor('embedding', hit.score, hit.view, this.o.threshold),
+        });
+      }
+    }
+    return rows;
+  }
 }
 
 /** Re-decide every stored candidate at a new threshold: no model or index work, and no rows in memory. */

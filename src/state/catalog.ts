@@ -213,13 +213,13 @@ export class Catalog {
     }).immediate();
   }
 
-  /** Stream (id, hash, vectors) of ok images of these sources in id order, `limit` at a time. */
-  embeddingsPage(sourceIds: number[], modelId: string, afterId: number, limit: number): { id: number; hash: string; views: number; vectors: Float32Array }[] {
+  /** Stream (id, hash, vectors) of ok images of these sources in id order, `limit` at a time, ids in (afterId, untilId]. */
+  embeddingsPage(sourceIds: number[], modelId: string, afterId: number, limit: number, untilId = Number.MAX_SAFE_INTEGER): { id: number; hash: string; views: number; vectors: Float32Array }[] {
     const rows = this.db.prepare(`
       SELECT i.id, i.hash, e.views, e.vectors FROM images i
       JOIN embeddings e ON e.hash = i.hash AND e.model_id = ?
-      WHERE i.source_id IN (${placeholders(sourceIds.length)}) AND i.status = 'ok' AND i.id > ?
-      ORDER BY i.id LIMIT ?`).all(modelId, ...sourceIds, afterId, limit) as { id: number; hash: string; views: number; vectors: Buffer }[];
+      WHERE i.source_id IN (${placeholders(sourceIds.length)}) AND i.status = 'ok' AND i.id > ? AND i.id <= ?
+      ORDER BY i.id LIMIT ?`).all(modelId, ...sourceIds, afterId, untilId, limit) as { id: number; hash: string; views: number; vectors: Buffer }[];
     return rows.map((r) => ({ ...r, vectors: fromBlob(r.vectors) }));
   }
 
@@ -249,12 +249,12 @@ export class Catalog {
     }).immediate();
   }
 
-  /** Pairs of ok images with the same content hash (byte-identical) across the two sides: found with no model. */
-  exactPairs(upstreamIds: number[], downstreamIds: number[]): { upstreamId: number; downstreamId: number }[] {
+  /** Pairs of ok images with the same content hash (byte-identical) across the two sides, upstream ids in (afterId, untilId]: found with no model. */
+  exactPairs(upstreamIds: number[], downstreamIds: number[], afterId = 0, untilId = Number.MAX_SAFE_INTEGER): { upstreamId: number; downstreamId: number }[] {
     return this.db.prepare(`
       SELECT u.id AS upstreamId, d.id AS downstreamId FROM images u JOIN images d ON u.hash = d.hash
       WHERE u.source_id IN (${placeholders(upstreamIds.length)}) AND d.source_id IN (${placeholders(downstreamIds.length)})
-        AND u.status = 'ok' AND d.status = 'ok' ORDER BY u.id, d.id`).all(...upstreamIds, ...downstreamIds) as { upstreamId: number; downstreamId: number }[];
+        AND u.status = 'ok' AND d.status = 'ok' AND u.id > ? AND u.id <= ? ORDER BY u.id, d.id`).all(...upstreamIds, ...downstreamIds, afterId, untilId) as { upstreamId: number; downstreamId: number }[];
   }
 
   // --- runs ----------------------------------------------------------------------------------

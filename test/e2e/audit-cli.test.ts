@@ -146,7 +146,7 @@ describe('neardup audit on the fixtures', () => {
   });
 
   test('rerunning on the same --out reuses the catalog and gives identical outputs', async () => {
-    const indexFile = join(out, 'neardup.db.neardup-vit-s8.hnsw');
+    const indexFile = join(out, 'neardup.db.neardup-vit-s8-int8.hnsw');
     const before = withDb((db) => ({
       embeddings: count(db, 'SELECT COUNT(*) AS n FROM embeddings'),
       images: count(db, 'SELECT COUNT(*) AS n FROM images'),

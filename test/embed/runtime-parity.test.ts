@@ -113,7 +113,7 @@ const dot = (a: Float32Array, i: number, b: Float32Array, j: number, dims: numbe
   return sum;
 };
 
-describe('onnx and tfjs runtimes on the shipped model', () => {
+describe('onnx and tfjs runtimes on the shipped float model', () => {
   let model: LoadedModel;
   let onnx: EmbedRuntime;
   let tfjs: EmbedRuntime;
@@ -124,7 +124,7 @@ describe('onnx and tfjs runtimes on the shipped model', () => {
   let dims = 0;
 
   before(async () => {
-    model = loadModel(defaultModelDir());
+    model = loadModel(defaultModelDir('tfjs'));
     dims = model.card.output.dims;
     const generated = await proceduralImages();
     procedural = generated.length;
@@ -205,8 +205,67 @@ describe('onnx and tfjs runtimes on the shipped model', () => {
   });
 });
 
-describe('onnx-weights on the shipped model', () => {
-  const model = loadModel(defaultModelDir());
+describe('the shipped int8 model (training/quantize.py) against the float one', () => {
+  const float = loadModel(defaultModelDir('tfjs'));
+  const int8 = loadModel(defaultModelDir());
+  let count = 0;
+  let fromFloat: Float32Array;
+  let fromInt8: Float32Array;
+  let fromPool: Float32Array;
+  let poolSize = 0;
+
+  before(async () => {
+    const inputs = [...(await proceduralImages()), ...fixtureImages()];
+    const pixels = batch(await Promise.all(inputs.map((input) => preprocess(input, int8))));
+    count = inputs.length;
+    const floatRuntime = await createRuntime('onnx', float, { threads: 1 });
+    const int8Runtime = await createRuntime('onnx', int8, { threads: 1 });
+    const pool = await createRuntime('onnx', int8, { threads: 2 });
+    try {
+      fromFloat = await floatRuntime.embed(pixels, count);
+      fromInt8 = await int8Runtime.embed(pixels, count);
+      // Two halves at once, one per pooled session: the pool must put each answer back in place.
+      const half = Math.floor(count / 2);
+      const perImage = pixels.length / count;
+      const parts = await Promise.all([pool.embed(pixels.slice(0, half * perImage), half), pool.embed(pixels.slice(half * perImage), count - half)]);
+      fromPool = batch(parts);
+      poolSize = pool.parallelism;
+    } finally {
+      await Promise.all([floatRuntime.dispose(), int8Runtime.dispose(), pool.dispose()]);
+    }
+  });
+
+  test('is its own model: another id, onnx only, naming its source', () => {
+    assert.notEqual(int8.id, float.id);
+    assert.deepEqual(int8.card.runtimes, ['onnx']);
+    assert.equal(int8.card.quantization?.from, float.id);
+  });
+
+  test('embeds each image like the float model (cosine >= 0.995)', (t) => {
+    const dims = int8.card.output.dims;
+    let min = Infinity;
+    for (let i = 0; i < count; i++) min = Math.min(min, dot(fromFloat, i, fromInt8, i, dims));
+    t.diagnostic(`float vs int8: min cosine ${min.toFixed(5)} over ${count} images`);
+    assert.ok(min >= 0.995, `min cosine ${min}`);
+  });
+
+  test('a pool of 2 single-threaded sessions returns what one session does', () => {
+    assert.equal(poolSize, 2);
+    assert.equal(fromPool.length, fromInt8.length);
+    for (let i = 0; i < fromPool.length; i++) assert.ok(Math.abs(fromPool[i]! - fromInt8[i]!) < 1e-5, `float ${i}: ${fromPool[i]} vs ${fromInt8[i]}`);
+  });
+
+  test('tfjs refuses it with a message that names the float model', async () => {
+    await assert.rejects(createRuntime('tfjs', int8, { threads: 1 }), (error: unknown) => {
+      assert.ok(error instanceof ModelError);
+      assert.match(error.message, /runs on onnx only: it is quantized .*--model models\/neardup-vit-s8 for tfjs/);
+      return true;
+    });
+  });
+});
+
+describe('onnx-weights on the shipped float model', () => {
+  const model = loadModel(defaultModelDir('tfjs'));
 
   test('maps every parameter of the card architecture to its PyTorch name and shape', async () => {
     // Expected shapes derived independently from card.json and training/vit.py (state_dict layout).

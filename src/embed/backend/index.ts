@@ -2,7 +2,8 @@
  * The table of inference runtimes, picked by name (config `embed.runtime`, flag `--runtime`).
  * Each runtime module is imported lazily so that choosing one never loads the other's native code.
  */
-import { invalidOption } from '../../errors.js';
+import { invalidOption, ModelError } from '../../errors.js';
+import { FLOAT_MODEL } from '../../util/package-root.js';
 import type { LoadedModel } from '../model-card.js';
 import type { EmbedRuntime, RuntimeOptions } from '../runtime.js';
 
@@ -31,6 +32,12 @@ export const isRuntimeName = (name: string): name is RuntimeName => Object.hasOw
 export async function createRuntime(name: string, model: LoadedModel, opts: RuntimeOptions): Promise<EmbedRuntime> {
   if (!isRuntimeName(name)) {
     throw invalidOption('embed.runtime', `one of ${Object.keys(RUNTIMES).map((k) => JSON.stringify(k)).join(', ')}`, name);
+  }
+  const family = name.startsWith('onnx') ? 'onnx' : name;
+  const supported = model.card.runtimes;
+  if (supported && !supported.includes(family)) {
+    const why = model.card.quantization ? `it is quantized (${model.card.quantization.from} → int8 operators only onnxruntime has)` : 'its card says so';
+    throw new ModelError(`Model ${model.id} runs on ${supported.join(', ')} only: ${why}. Use --runtime ${supported[0]}, or --model models/${FLOAT_MODEL} for ${name}`, 'E_MODEL_RUNTIME');
   }
   return RUNTIMES[name](model, opts);
 }

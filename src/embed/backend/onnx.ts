@@ -18,7 +18,7 @@ const debug = debuglog('neardup');
  * describes the machine (whether onnxruntime-node was installed with its CUDA libraries), not the
  * run, and it must never change results: CUDA and CPU outputs agree to float precision.
  */
-const wantCuda = (): boolean => process.env.NEARDUP_CUDA === '1';
+export const wantCuda = (): boolean => process.env.NEARDUP_CUDA === '1';
 
 /**
  * Whether onnxruntime-node's CUDA provider library is installed beside its binding, or undefined
@@ -95,6 +95,7 @@ export async function createOnnxRuntime(model: LoadedModel, opts: RuntimeOptions
   let disposed = false;
   return {
     name: 'onnxruntime-node',
+    parallelism: 1,
     async embed(pixels: Float32Array, count: number): Promise<Float32Array> {
       if (disposed) throw new Error('embed() called after dispose()');
       if (!Number.isInteger(count) || count < 0 || pixels.length !== count * perImage) {

@@ -333,6 +333,7 @@ export async function createTfjsRuntime(model: LoadedModel, opts: RuntimeOptions
 
   return {
     name,
+    parallelism: 1,
     async embed(pixels: Float32Array, count: number): Promise<Float32Array> {
       if (disposed) throw new Error('embed() called after dispose()');
       if (!Number.isInteger(count) || count < 0 || pixels.length !== count * perImage) {

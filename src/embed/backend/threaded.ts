@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { ModelError } from '../../errors.js';
 import type { LoadedModel } from '../model-card.js';
 import type { EmbedRuntime, RuntimeOptions } from '../runtime.js';
+import { wantCuda } from './onnx.js';
 
 type ErrorData = { message: string; name?: string; code?: string };
 type Reply = { id: number; out?: Float32Array; error?: ErrorData; disposed?: boolean };
@@ -13,23 +14,30 @@ function rebuild(e: ErrorData): Error {
   return new Error(e.message);
 }
 
-/**
- * The onnxruntime runtime on a worker thread (see onnx-thread.ts for why). Same interface;
- * inputs are copied to the thread, outputs transferred back.
- */
-export function createThreadedOnnxRuntime(model: LoadedModel, opts: RuntimeOptions): Promise<EmbedRuntime> {
+/** One inference thread holding its own onnxruntime session. */
+interface SessionThread {
+  name: string;
+  /** Calls sent and not answered yet. */
+  pending: Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>;
+  call(msg: object): Promise<Reply>;
+  terminate(): Promise<number>;
+}
+
+function startThread(model: LoadedModel, opts: RuntimeOptions): Promise<SessionThread> {
   const worker = new Worker(new URL('./onnx-thread.js', import.meta.url), { workerData: { model, opts } });
-  const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  const pending: SessionThread['pending'] = new Map();
   let nextId = 1;
-  const failAll = (e: Error) => {
-    for (const p of pending.values()) p.reject(e);
+  worker.on('error', (e) => {
+    const error = new ModelError(`inference thread failed: ${e.message}`, 'E_MODEL_RUNTIME', { cause: e });
+    for (const p of pending.values()) p.reject(error);
     pending.clear();
-  };
-  worker.on('error', (e) => failAll(new ModelError(`inference thread failed: ${e.message}`, 'E_MODEL_RUNTIME', { cause: e })));
-  const call = (msg: object, transfer: ArrayBuffer[] = []) => new Promise<Reply>((resolve, reject) => {
+  });
+  const call = (msg: object) => new Promise<Reply>((resolve, reject) => {
     const id = nextId++;
     pending.set(id, { resolve, reject });
-    worker.postMessage({ id, ...msg }, transfer);
+    // An idle thread must not keep the process alive; a busy one must.
+    worker.ref();
+    worker.postMessage({ id, ...msg });
   });
   return new Promise((resolve, reject) => {
     worker.on('message', (m: Reply & { ready?: boolean; name?: string; fatal?: ErrorData }) => {
@@ -38,33 +46,49 @@ export function createThreadedOnnxRuntime(model: LoadedModel, opts: RuntimeOptio
         reject(rebuild({ ...m.fatal, code: m.fatal.code ?? 'E_MODEL_RUNTIME' }));
       } else if (m.ready) {
         worker.unref();
-        resolve(runtime(m.name!));
+        resolve({ name: m.name!, pending, call, terminate: () => worker.terminate() });
       } else {
         const p = pending.get(m.id);
         pending.delete(m.id);
+        if (pending.size === 0) worker.unref();
         if (m.error) p?.reject(rebuild(m.error));
         else p?.resolve(m);
       }
     });
   });
+}
 
-  function runtime(name: string): EmbedRuntime {
-    return {
-      name,
-      async embed(pixels, count) {
-        worker.ref();
-        try {
-          // Copied, not transferred: callers may reuse their buffer (a batch is a few MB).
-          return (await call({ pixels, count })).out!;
-        } finally {
-          if (pending.size === 0) worker.unref();
-        }
-      },
-      async dispose() {
-        worker.ref();
-        await call({ dispose: true }).catch(() => undefined);
-        await worker.terminate();
-      },
-    };
+/**
+ * onnxruntime on worker threads (see onnx-thread.ts for why): on CPU, `opts.threads` threads with
+ * one single-threaded session each, every batch going to the least busy one. For a model this
+ * small, independent sessions beat one session splitting each operator across threads: measured
+ * here, two 1-thread sessions ran 866 images/s against 720 for one 2-thread session (int8 model,
+ * batch 32), because the split operators spend their time synchronising. With CUDA, one thread
+ * feeds the GPU. Same interface as the in-thread runtime; inputs are copied, outputs transferred.
+ */
+export async function createThreadedOnnxRuntime(model: LoadedModel, opts: RuntimeOptions): Promise<EmbedRuntime> {
+  const count = wantCuda() ? 1 : opts.threads;
+  const perThread: RuntimeOptions = { threads: count === 1 ? opts.threads : 1 };
+  const started = await Promise.allSettled(Array.from({ length: count }, () => startThread(model, perThread)));
+  const threads = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failure = started.find((s) => s.status === 'rejected');
+  if (failure) {
+    await Promise.all(threads.map((t) => t.terminate()));
+    throw (failure as PromiseRejectedResult).reason;
   }
+  const leastBusy = () => threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+  return {
+    name: threads[0]!.name,
+    parallelism: threads.length,
+    async embed(pixels, count) {
+      // Copied, not transferred: callers may reuse their buffer (a batch is a few MB).
+      return (await leastBusy().call({ pixels, count })).out!;
+    },
+    async dispose() {
+      await Promise.all(threads.map(async (t) => {
+        await t.call({ dispose: true }).catch(() => undefined);
+        await t.terminate();
+      }));
+    },
+  };
 }
