@@ -5,6 +5,7 @@ import { imageSize } from 'image-size';
 import sharp from 'sharp';
 import type { MemberFormat } from '../state/catalog.js';
 import { readParquetImage } from '../sources/parquet.js';
+import { decodeSmall, resizeFill } from './small.js';
 
 /**
  * The only module that decodes images. One decode per image yields everything later stages
@@ -121,6 +122,8 @@ export async function decodeImage(image: string | ImageRef, options: DecodeOptio
   if (ref.format === 'cifar') return fromRaw(cifarToRgb(bytes), 32, 32, hash, options);
   const early = markupReason(bytes) ?? truncationReason(bytes);
   if (early) return fail(early);
+  const small = options.size > 0 ? decodeSmall(bytes, options.size) : undefined;
+  if (small) return { ok: true, hash, width: small.width, height: small.height, rgb: small.rgb };
   let result = await decodeBytes(bytes, hash, options);
   // libvips keeps one error buffer per process: concurrent decodes can wipe each other's message
   // (sharp#902). Decode a failed file again, one retry at a time, to learn the real reason.
@@ -182,15 +185,8 @@ function headerSize(bytes: Buffer): { width: number; height: number; orientation
 }
 
 /** Pixels that arrive raw (CIFAR records): only the resize to the model input is left. */
-async function fromRaw(data: Buffer, width: number, height: number, hash: string, options: DecodeOptions): Promise<DecodeResult> {
-  let rgb: Uint8Array | undefined;
-  if (options.size > 0) {
-    const resized = await sharp(data, { raw: { width, height, channels: 3 } })
-      .resize(options.size, options.size, { fit: 'fill', kernel: 'lanczos3' })
-      .raw()
-      .toBuffer();
-    rgb = new Uint8Array(resized.buffer, resized.byteOffset, resized.byteLength);
-  }
+function fromRaw(data: Buffer, width: number, height: number, hash: string, options: DecodeOptions): DecodeResult {
+  const rgb = options.size > 0 ? resizeFill(data, width, height, options.size) : undefined;
   return { ok: true, hash, width, height, rgb };
 }
 
