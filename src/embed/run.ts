@@ -20,20 +20,24 @@ export interface EmbedStageResult { decoded: number; failed: number; embedded: n
 
 /** Pages decoding ahead of the pages the model is working on: enough to absorb jitter, few enough to bound memory. */
 const PREFETCH = 2;
+/** Pages embedding at once: one fills the runtime's sessions, a second keeps them fed across a commit. */
+const IN_FLIGHT = 2;
 
 interface DecodedItem { item: WorkItem; result: Awaited<ReturnType<typeof decodeImage>> }
 interface EmbeddedPage { ok: DecodedResult[]; failed: FailedResult[]; embeddings: EmbeddingRow[]; lastId: number }
 
 /**
  * Decode + embed every image of the given sources that lacks an embedding for this model.
- * Three things overlap: pages decode (libuv threads, bounded by p-limit) ahead of the model, the
- * runtime works on `runtime.parallelism` pages at once, and the main thread commits finished pages
- * meanwhile. Pages commit in order, each in one transaction: a kill loses only pages in flight.
+ * Three things overlap: pages decode ahead of the model, the runtime's sessions each work on a
+ * model batch of the pages in flight, and the main thread commits finished pages meanwhile. A
+ * page is one model batch per session, so catalog reads and commits cost per several batches.
+ * Pages commit in order, each in one transaction: a kill loses only pages in flight.
  */
 export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, o: EmbedStageOptions, progress: Progress): Promise<EmbedStageResult> {
   const limit = pLimit(o.concurrency);
   const size = model.card.input.size;
-  const pageSize = Math.max(1, Math.floor(o.batchSize / o.views));
+  const batchImages = Math.max(1, Math.floor(o.batchSize / o.views));
+  const pageSize = batchImages * runtime.parallelism;
   const result: EmbedStageResult = { decoded: 0, failed: 0, embedded: 0, reused: 0 };
   let afterId = 0;
   const fetchPage = (): WorkItem[] => {
@@ -46,7 +50,7 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
 
   const ahead: Promise<DecodedItem[]>[] = [];
   const refill = () => {
-    while (ahead.length < PREFETCH + runtime.parallelism) {
+    while (ahead.length < PREFETCH + IN_FLIGHT) {
       const page = fetchPage();
       if (page.length === 0) return;
       ahead.push(decodePage(page));
@@ -55,10 +59,10 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
   const inFlight: Promise<EmbeddedPage>[] = [];
   refill();
   while (ahead.length > 0 || inFlight.length > 0) {
-    while (inFlight.length < runtime.parallelism && ahead.length > 0) {
+    while (inFlight.length < IN_FLIGHT && ahead.length > 0) {
       const decoded = await ahead.shift()!;
       refill();
-      const embedding = embedPage(catalog, model, runtime, o.views, decoded);
+      const embedding = embedPage(catalog, model, runtime, o.views, batchImages, decoded);
       // Awaited below in order; this only keeps a later page's failure from going unhandled
       // while an earlier one is being reported.
       embedding.catch(() => undefined);
@@ -76,7 +80,7 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
   return result;
 }
 
-function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, decoded: DecodedItem[]): Promise<EmbeddedPage> {
+function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, decoded: DecodedItem[]): Promise<EmbeddedPage> {
   const ok: DecodedResult[] = [];
   const failed: FailedResult[] = [];
   const toEmbed = new Map<string, Uint8Array>();
@@ -92,7 +96,10 @@ function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, 
   // of a page still in flight is embedded twice; the catalog keeps one row.)
   for (const h of catalog.embeddedHashes([...toEmbed.keys()], model.id, views)) toEmbed.delete(h);
   const lastId = decoded[decoded.length - 1]!.item.id;
-  return embedHashes(model, runtime, views, toEmbed).then((embeddings) => ({ ok, failed, embeddings, lastId }));
+  // One model batch per call: the runtime hands concurrent calls to its idle sessions.
+  const entries = [...toEmbed];
+  const batches = Array.from({ length: Math.ceil(entries.length / batchImages) }, (_, b) => new Map(entries.slice(b * batchImages, (b + 1) * batchImages)));
+  return Promise.all(batches.map((batch) => embedHashes(model, runtime, views, batch))).then((rows) => ({ ok, failed, embeddings: rows.flat(), lastId }));
 }
 
 async function embedHashes(model: LoadedModel, runtime: EmbedRuntime, views: number, images: Map<string, Uint8Array>): Promise<EmbeddingRow[]> {

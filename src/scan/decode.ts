@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { imageSize } from 'image-size';
 import sharp from 'sharp';
@@ -34,38 +34,44 @@ export type DecodeResult =
 
 const fail = (error: string): DecodeResult => ({ ok: false, error });
 
+/**
+ * The image's bytes, or why they cannot be had. Reads are synchronous: four async fs round trips
+ * per file cost ~0.18 ms of CPU against ~0.03 ms for the same calls made directly (measured on
+ * 64×64 JPEGs), which at hundreds of images a second is a tenth of a core. The price is that a
+ * slow network filesystem stalls the pipeline while it answers: copy such data locally first.
+ */
 async function readBounded(ref: ImageRef): Promise<Buffer | string> {
   if (ref.format === 'parquet') return await readParquetImage(ref);
-  let handle;
+  let fd: number | undefined;
   try {
-    if (ref.container) return await readRange(ref.container, ref.offset!, ref.bytes!);
-    handle = await open(ref.path, 'r');
-    const stats = await handle.stat();
+    if (ref.container) return readRange(ref.container, ref.offset!, ref.bytes!);
+    fd = openSync(ref.path, 'r');
+    const stats = fstatSync(fd);
     if (!stats.isFile()) return 'not a regular file';
     const { size } = stats;
     if (size === 0) return 'empty file (0 bytes)';
     if (size > MAX_FILE_BYTES) return `file too large (${size} bytes > ${MAX_FILE_BYTES})`;
-    return await handle.readFile();
+    return readFileSync(fd);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return 'file vanished since scan (ENOENT)';
     if (code === 'EACCES' || code === 'EPERM') return `permission denied (${code})`;
     return `cannot read file: ${(e as Error).message}`;
   } finally {
-    await handle?.close();
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
-async function readRange(file: string, offset: number, length: number): Promise<Buffer | string> {
+function readRange(file: string, offset: number, length: number): Buffer | string {
   if (length === 0) return 'empty archive member (0 bytes)';
   if (length > MAX_FILE_BYTES) return `archive member too large (${length} bytes > ${MAX_FILE_BYTES})`;
-  const handle = await open(file, 'r');
+  const fd = openSync(file, 'r');
   try {
     const buf = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buf, 0, length, offset);
+    const bytesRead = readSync(fd, buf, 0, length, offset);
     return bytesRead === length ? buf : `archive member truncated (${bytesRead} of ${length} bytes): the archive changed since it was listed`;
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 

@@ -1,5 +1,5 @@
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { lstat, opendir, realpath, stat } from 'node:fs/promises';
+import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { opendir } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { ListedFile } from '../state/catalog.js';
@@ -158,7 +158,7 @@ async function readEntries(root: string, relDir: string, realRoot: string, follo
     const name = raw.toString('utf8');
     const key = relDir ? `${relDir}/${name}` : name;
     const kind: Classified = validUtf8(raw)
-      ? await classify(join(root, key), realRoot, followLinks)
+      ? classify(join(root, key), realRoot, followLinks)
       : { type: 'error', error: `file name is not valid UTF-8 (bytes ${raw.toString('hex')}): rename the file to process it` };
     entries.push({ key, name, kind });
   }
@@ -168,13 +168,18 @@ async function readEntries(root: string, relDir: string, realRoot: string, follo
 
 type Classified = { type: 'dir'; real: string } | { type: 'file'; bytes: number; mtimeMs: number } | { type: 'error'; error: string } | { type: 'other' };
 
-async function classify(path: string, realRoot: string, followLinks: boolean): Promise<Classified> {
+/**
+ * What a directory entry is. Synchronous, like every per-file call on neardup's hot paths: an
+ * async fs call costs ~0.15 ms of round trip through libuv's pool, a direct one ~5 µs, and
+ * listing a million files makes a million of them.
+ */
+function classify(path: string, realRoot: string, followLinks: boolean): Classified {
   try {
-    const l = await lstat(path);
+    const l = lstatSync(path);
     if (l.isSymbolicLink()) {
       let real: string;
       try {
-        real = await realpath(path);
+        real = realpathSync(path);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         return { type: 'error', error: code === 'ELOOP' ? 'symlink loop (not followed)' : `broken symlink (${code})` };
@@ -182,11 +187,11 @@ async function classify(path: string, realRoot: string, followLinks: boolean): P
       if (!followLinks && !isInside(realRoot, real)) {
         return { type: 'error', error: 'symlink points outside the source root (not followed; pass --follow-links to follow)' };
       }
-      const s = await stat(path);
+      const s = statSync(path);
       if (s.isDirectory()) return { type: 'dir', real };
       return s.isFile() ? { type: 'file', bytes: s.size, mtimeMs: s.mtimeMs } : { type: 'other' };
     }
-    if (l.isDirectory()) return { type: 'dir', real: await realpath(path) };
+    if (l.isDirectory()) return { type: 'dir', real: realpathSync(path) };
     if (l.isFile()) return { type: 'file', bytes: l.size, mtimeMs: l.mtimeMs };
     return { type: 'other' };
   } catch (e) {
@@ -201,7 +206,7 @@ async function* listFile(spec: SourceSpec, pageSize: number): AsyncGenerator<Lis
     const path = isAbsolute(line) ? line : join(spec.root, line);
     const key = isAbsolute(line) ? relative(resolve(spec.root), line) : line;
     try {
-      const s = await stat(path);
+      const s = statSync(path); // synchronous: see classify
       if (s.isFile()) pager.file(withClass({ key, path, bytes: s.size, mtimeMs: s.mtimeMs }));
       else pager.error({ key, path, error: 'listed path is not a regular file' });
     } catch (e) {
