@@ -145,7 +145,7 @@ function plainPng(b: Buffer): SmallImage | undefined {
 }
 
 /** For each output pixel of one axis: its first input pixel and the weights of its taps. */
-interface AxisTaps { start: Int32Array; weights: Float32Array; taps: number }
+interface AxisTaps { start: Int32Array; weights: Float64Array; taps: number }
 
 /**
  * The 1-D filters libvips applies along one axis, measured on impulses through sharp. Reducing is
@@ -154,6 +154,20 @@ interface AxisTaps { start: Int32Array; weights: Float32Array; taps: number }
  * the affine also runs along the other at scale 1, so that axis is shifted by half a pixel.
  */
 function axisFilters(inSize: number, outSize: number, affine: boolean): AxisTaps[] {
+  const key = `${inSize} ${outSize} ${affine}`;
+  let filters = filterCache.get(key);
+  if (!filters) {
+    filters = buildAxisFilters(inSize, outSize, affine);
+    if (filterCache.size > 1024) filterCache.clear();
+    filterCache.set(key, filters);
+  }
+  return filters;
+}
+
+/** Filters by (input size, output size, affine): a corpus has few distinct image sizes. */
+const filterCache = new Map<string, AxisTaps[]>();
+
+function buildAxisFilters(inSize: number, outSize: number, affine: boolean): AxisTaps[] {
   if (outSize > inSize) return [catmullRomTaps(inSize, outSize)];
   const reduce = outSize < inSize ? [lanczos3Taps(inSize, outSize)] : [];
   return affine ? [...reduce, catmullRomTaps(outSize, outSize)] : reduce;
@@ -185,7 +199,7 @@ function catmullRomTaps(inSize: number, outSize: number): AxisTaps {
 
 function buildTaps(outSize: number, taps: number, centreOf: (o: number) => number, support: number, kernel: (distance: number) => number): AxisTaps {
   const start = new Int32Array(outSize);
-  const weights = new Float32Array(outSize * taps);
+  const weights = new Float64Array(outSize * taps);
   for (let o = 0; o < outSize; o++) {
     const centre = centreOf(o);
     const first = Math.floor(centre - support) + 1;
@@ -201,24 +215,40 @@ function buildTaps(outSize: number, taps: number, centreOf: (o: number) => numbe
   return { start, weights, taps };
 }
 
-/** One filter along x (horizontal) or y over interleaved RGB floats; edges clamped. */
-function pass(src: Float32Array, width: number, height: number, f: AxisTaps, horizontal: boolean): Float32Array {
-  const outW = horizontal ? f.start.length : width;
-  const outH = horizontal ? height : f.start.length;
-  const inLen = horizontal ? width : height;
-  const out = new Float32Array(outW * outH * 3);
-  for (let y = 0; y < outH; y++) {
-    for (let x = 0; x < outW; x++) {
-      const o = horizontal ? x : y;
+/** Offsets (in floats) of every tap's source pixel along an axis, clamped at the edges. */
+function tapOffsets(f: AxisTaps, inLen: number, stride: number): Int32Array {
+  const offsets = new Int32Array(f.start.length * f.taps);
+  for (let o = 0; o < f.start.length; o++) {
+    for (let t = 0; t < f.taps; t++) offsets[o * f.taps + t] = Math.min(inLen - 1, Math.max(0, f.start[o]! + t)) * stride;
+  }
+  return offsets;
+}
+
+/**
+ * One filter along x (horizontal) or y over interleaved RGB floats. Lines are walked as runs of
+ * pixels `step` apart whose taps are `offsets` away: the same loop serves both axes.
+ */
+function pass(src: Float64Array, width: number, height: number, f: AxisTaps, horizontal: boolean): Float64Array {
+  const outLen = f.start.length;
+  const outW = horizontal ? outLen : width;
+  const outH = horizontal ? height : outLen;
+  const offsets = tapOffsets(f, horizontal ? width : height, horizontal ? 3 : width * 3);
+  const lines = horizontal ? height : width;
+  const lineIn = horizontal ? width * 3 : 3;
+  const lineOut = horizontal ? outW * 3 : 3;
+  const stepOut = horizontal ? 3 : outW * 3;
+  const { taps, weights } = f;
+  const out = new Float64Array(outW * outH * 3);
+  for (let line = 0; line < lines; line++) {
+    const base = line * lineIn;
+    let at = line * lineOut;
+    for (let o = 0; o < outLen; o++, at += stepOut) {
       let r = 0, g = 0, b = 0;
-      for (let t = 0; t < f.taps; t++) {
-        const w = f.weights[o * f.taps + t]!;
-        if (w === 0) continue;
-        const s = Math.min(inLen - 1, Math.max(0, f.start[o]! + t));
-        const i = (horizontal ? y * width + s : s * width + x) * 3;
+      for (let t = o * taps, end = t + taps; t < end; t++) {
+        const w = weights[t]!;
+        const i = base + offsets[t]!;
         r += src[i]! * w; g += src[i + 1]! * w; b += src[i + 2]! * w;
       }
-      const at = (y * outW + x) * 3;
       out[at] = r; out[at + 1] = g; out[at + 2] = b;
     }
   }
@@ -228,7 +258,7 @@ function pass(src: Float32Array, width: number, height: number, f: AxisTaps, hor
 /** Resize interleaved RGB to size×size (aspect not kept: "fill") as libvips does. */
 export function resizeFill(rgb: Uint8Array, width: number, height: number, size: number): Uint8Array {
   const affine = size > width || size > height;
-  let data: Float32Array = Float32Array.from(rgb);
+  let data: Float64Array = new Float64Array(rgb);
   let w = width;
   let h = height;
   for (const f of axisFilters(width, size, affine)) {
