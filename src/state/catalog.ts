@@ -176,9 +176,12 @@ export class Catalog {
 
   /** Images of these sources still lacking a decode, or an embedding with at least `views` views. */
   embedWork(sourceIds: number[], modelId: string, views: number, afterId: number, limit: number): WorkItem[] {
+    // `+i.source_id` keeps SQLite off the (source_id, key) index: through it, every call scanned
+    // the whole source (O(n) per page, O(n²) per run: 100k images lost ~20% of their speed);
+    // walking ids from afterId finds a page of pending images in O(page).
     return this.db.prepare(`
       SELECT i.id, i.path, i.hash, i.status, i.container, i.offset, i.bytes, i.format FROM images i
-      WHERE i.source_id IN (${placeholders(sourceIds.length)}) AND i.id > ? AND i.status != 'error'
+      WHERE +i.source_id IN (${placeholders(sourceIds.length)}) AND i.id > ? AND i.status != 'error'
         AND (i.status = 'pending' OR NOT EXISTS (
           SELECT 1 FROM embeddings e WHERE e.hash = i.hash AND e.model_id = ? AND e.views >= ?))
       ORDER BY i.id LIMIT ?`).all(...sourceIds, afterId, modelId, views, limit) as WorkItem[];
