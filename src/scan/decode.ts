@@ -116,7 +116,8 @@ function markupReason(buf: Buffer): string | undefined {
  * Decode one file in one libvips pass: EXIF orientation applied, first frame/page only, sRGB,
  * alpha flattened on white, resized straight to size×size (fill: aspect changes from squeezing
  * are undone by construction). Resizing inside the decode lets libjpeg/libwebp shrink on load,
- * so a large JPEG is never decoded at full size. The hash identifies the content by its bytes
+ * so a large JPEG is never decoded at full size. Small plain JPEG/PNG take small.ts instead,
+ * which gives the same pixels without libvips' fixed cost per image. The hash identifies the content by its bytes
  * (the encoded file, or the raw CIFAR record): byte-identical copies are exact duplicates and
  * share one embedding; other copies, re-encoded ones included, are the model's to find.
  */
