@@ -22,7 +22,7 @@ export const SMALL_MAX_PIXELS = 96 * 96;
 
 export interface SmallImage { rgb: Uint8Array; width: number; height: number }
 
-/** Decode to size×size RGB (fill, lanczos3, alpha flattened on white), or undefined to use libvips. */
+/** Decode to size×size RGB (fill, resampled as libvips does, alpha flattened on white), or undefined to use libvips. */
 export function decodeSmall(bytes: Buffer, size: number): SmallImage | undefined {
   try {
     const decoded = isPng(bytes) ? plainPng(bytes) : isJpeg(bytes) ? plainJpeg(bytes) : undefined;
@@ -38,7 +38,7 @@ const isJpeg = (b: Buffer) => b[0] === 0xff && b[1] === 0xd8;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const isPng = (b: Buffer) => b.subarray(0, 8).equals(PNG_SIGNATURE);
 
-/** Walk the JPEG header segments up to the scan: is this a case jpeg-js decodes as libjpeg does? */
+/** Walk the JPEG header segments up to the scan: is this a case that decodes here exactly as in libvips? */
 function plainJpegHeader(b: Buffer): boolean {
   let at = 2;
   let frame = false;
