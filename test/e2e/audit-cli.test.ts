@@ -13,12 +13,12 @@ import { groundTruth, imagesUnder, FIXTURE_DOWNSTREAM, FIXTURE_UPSTREAM } from '
 
 /**
  * Detection quality of the shipped model on the fixtures at its calibrated threshold, pair-level
- * against ground-truth.csv. Models neardup-vit-s8-int8@d84083e73385 (default) and its float source
- * neardup-vit-s8@0716a2679a39 both find 7 of the 13 planted copies
- * (exact, mirror, rot90, jpeg, rotsmall, squeeze, one combo) with no false match; they miss
- * shift, colour, grayscale, both crop50 and one combo here. Raise these with a better model.
+ * against ground-truth.csv. Model neardup-vit-s8-int8@cd923ff8f25c (default) finds 8 of the 13
+ * planted copies (exact, mirror, rot90, jpeg, rotsmall, squeeze, both combos) with no false match;
+ * it misses shift, colour, grayscale and both crop50 here (the previous model found 7). Raise the
+ * bound with a better model.
  */
-const MIN_RECALL = 0.53;
+const MIN_RECALL = 0.61;
 const MIN_PRECISION = 0.95;
 
 const UP = 'fixtures/upstream';
