@@ -10,13 +10,14 @@
  * Afterwards: `neardup eval ../shared/data/tiny-imagenet/val --model <out> --write-card`.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { decodeImage } from '../src/scan/decode.js';
 import { loadModel } from '../src/embed/model-card.js';
 import { applyView, VIEWS, writeNormalised } from '../src/embed/views.js';
+import { listSource, parseSource } from '../src/sources/list.js';
 import { packageRoot } from '../src/util/package-root.js';
 
 const { values } = parseArgs({ options: {
@@ -27,17 +28,10 @@ const { values } = parseArgs({ options: {
   python: { type: 'string', default: '/usr/bin/python3' },
 } });
 
-/** Every image file under a folder, sorted, then `count` of them spread evenly. */
-function pick(root: string, count: number): string[] {
+/** Every image of a folder, in neardup's listing order, then `count` of them spread evenly. */
+async function pick(root: string, count: number): Promise<string[]> {
   const all: string[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) walk(path);
-      else if (/\.(jpe?g|png|webp)$/i.test(name)) all.push(path);
-    }
-  };
-  walk(root);
+  for await (const page of listSource(parseSource(root, '--images'))) all.push(...page.files.map((f) => f.path));
   if (all.length === 0) throw new Error(`no images under ${root}: pass --images <folder of photos>`);
   const step = Math.max(1, all.length / count);
   return Array.from({ length: Math.min(count, all.length) }, (_, i) => all[Math.floor(i * step)]!);
@@ -53,7 +47,7 @@ async function main() {
   execFileSync(values.python!, [script, 'taps', '--model', model.dir, '--out', tapsModel, '--list', tapsList], { stdio: 'inherit' });
   const taps = (await import(tapsList, { with: { type: 'json' } })).default as string[];
 
-  const files = pick(values.images!, Number(values.count));
+  const files = await pick(values.images!, Number(values.count));
   const { size, mean, std } = model.card.input;
   const session = await ort.InferenceSession.create(tapsModel, { intraOpNumThreads: 2 });
   const ranges = new Map<string, [number, number]>(taps.map((t) => [t, [Infinity, -Infinity]]));

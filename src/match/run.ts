@@ -43,7 +43,7 @@ function fingerprintOf(o: MatchOptions, index: DownstreamIndex): string {
 export class MatchCursor {
   private afterId: number;
   private done: boolean;
-  readonly result: MatchResult;
+  private readonly result: MatchResult;
 
   constructor(private readonly catalog: Catalog, private readonly index: DownstreamIndex, private readonly o: MatchOptions) {
     const fingerprint = fingerprintOf(o, index);
@@ -57,20 +57,17 @@ export class MatchCursor {
     this.result = { queried: 0, candidates: 0, matches: 0, exact: 0, resumedFrom: state.last_upstream_id };
   }
 
-  /** Match committed upstream images with ids up to `untilId`, at most `maxPages` pages; returns how many were queried. */
-  advance(untilId: number, maxPages = Number.POSITIVE_INFINITY, progress?: Progress): number {
-    let queried = 0;
+  /** Match committed upstream images with ids up to `untilId`, at most `maxPages` pages. */
+  advance(untilId: number, maxPages = Number.POSITIVE_INFINITY, progress?: Progress): void {
     for (let pages = 0; !this.done && pages < maxPages; pages++) {
       const page = this.catalog.embeddingsPage(this.o.upstreamSourceIds, this.o.modelId, this.afterId, this.o.pageSize, untilId);
       if (page.length === 0) break;
       const lastId = page[page.length - 1]!.id;
       this.catalog.commitMatches(this.o.modelId, this.pageRows(page, lastId), lastId, false);
       this.afterId = lastId;
-      queried += page.length;
+      this.result.queried += page.length;
       progress?.tick(page.length);
     }
-    this.result.queried += queried;
-    return queried;
   }
 
   /** Match everything left, mark the match complete, and decide every candidate at the threshold. */

@@ -5,7 +5,7 @@ import { imageSize } from 'image-size';
 import sharp from 'sharp';
 import type { MemberFormat } from '../state/catalog.js';
 import { readParquetImage } from '../sources/parquet.js';
-import { decodeSmall, resizeFill } from './small.js';
+import { decodeSmall, isJpeg, isPng, resizeFill } from './small.js';
 
 /**
  * The only module that decodes images. One decode per image yields everything later stages
@@ -145,11 +145,10 @@ const contentHash = (bytes: Buffer) => createHash('sha1').update(bytes).digest('
 /** JPEG and PNG say where they end; a file cut short is named as such without asking libvips. */
 function truncationReason(buf: Buffer): string | undefined {
   const tail = buf.subarray(Math.max(0, buf.length - 4096));
-  if (buf[0] === 0xff && buf[1] === 0xd8 && tail.lastIndexOf(Buffer.from([0xff, 0xd9])) < 0) return 'truncated or corrupt image data (JPEG end-of-image marker missing)';
-  if (buf.subarray(0, 8).equals(PNG_SIGNATURE) && tail.lastIndexOf(Buffer.from('IEND')) < 0) return 'truncated or corrupt image data (PNG IEND chunk missing)';
+  if (isJpeg(buf) && tail.lastIndexOf(Buffer.from([0xff, 0xd9])) < 0) return 'truncated or corrupt image data (JPEG end-of-image marker missing)';
+  if (isPng(buf) && tail.lastIndexOf(Buffer.from('IEND')) < 0) return 'truncated or corrupt image data (PNG IEND chunk missing)';
   return undefined;
 }
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 const UNCLASSIFIED = 'decode failed: ';
 const alone = pLimit(1);

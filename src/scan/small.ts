@@ -34,9 +34,10 @@ export function decodeSmall(bytes: Buffer, size: number): SmallImage | undefined
   }
 }
 
-const isJpeg = (b: Buffer) => b[0] === 0xff && b[1] === 0xd8;
+/** Format by magic bytes (decode.ts uses them too, to name a truncated file). */
+export const isJpeg = (b: Buffer) => b[0] === 0xff && b[1] === 0xd8;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const isPng = (b: Buffer) => b.subarray(0, 8).equals(PNG_SIGNATURE);
+export const isPng = (b: Buffer) => b.subarray(0, 8).equals(PNG_SIGNATURE);
 
 /** Walk the JPEG header segments up to the scan: is this a case that decodes here exactly as in libvips? */
 function plainJpegHeader(b: Buffer): boolean {
