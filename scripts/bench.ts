@@ -127,7 +127,7 @@ function hnswRates(n: number, dims: number) {
 
 /** Run one library call in a child process, so that its peak RSS is its own. */
 function child<T>(call: string): Promise<T & { seconds: number; maxRssMB: number }> {
-  const code = `import('${join(packageRoot(), 'dist/src/index.js')}').then(async (m) => {
+  const code = `import(${JSON.stringify(new URL('../src/index.js', import.meta.url).href)}).then(async (m) => {
     const t0 = performance.now();
     const r = await ${call};
     console.log(JSON.stringify({ ...r, seconds: (performance.now() - t0) / 1000, maxRssMB: process.resourceUsage().maxRSS / 1024 }));

@@ -1,9 +1,9 @@
 import pLimit from 'p-limit';
 import type { Catalog, DecodedResult, EmbeddingRow, FailedResult, WorkItem } from '../state/catalog.js';
-import { decodeImage } from '../scan/decode.js';
+import { decodeImage, readImage, type ReadResult } from '../scan/decode.js';
 import type { Progress } from '../util/progress-types.js';
 import type { LoadedModel } from './model-card.js';
-import type { EmbedRuntime } from './runtime.js';
+import type { EmbedRuntime, EncodedImage } from './runtime.js';
 import { applyView, writeNormalised } from './views.js';
 
 export interface EmbedStageOptions {
@@ -24,18 +24,22 @@ const PREFETCH = 2;
 const IN_FLIGHT = 2;
 
 interface DecodedItem { item: WorkItem; result: Awaited<ReturnType<typeof decodeImage>> }
+interface ReadItem { item: WorkItem; read: ReadResult }
 interface EmbeddedPage { ok: DecodedResult[]; failed: FailedResult[]; embeddings: EmbeddingRow[]; lastId: number }
+
+/** How a page of work goes through the model: made ready ahead (read, or decoded), then embedded. */
+interface Stage<T> { prepare(page: WorkItem[]): Promise<T[]>; embed(prepared: T[]): Promise<EmbeddedPage> }
 
 /**
  * Decode + embed every image of the given sources that lacks an embedding for this model.
- * Three things overlap: pages decode ahead of the model, the runtime's sessions each work on a
+ * Three things overlap: pages are read (and, unless the runtime's threads decode, decoded) ahead
+ * of the model, the runtime's sessions each work on a
  * model batch of the pages in flight, and the main thread commits finished pages meanwhile. A
  * page is one model batch per session, so catalog reads and commits cost per several batches.
  * Pages commit in order, each in one transaction: a kill loses only pages in flight.
  */
 export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, o: EmbedStageOptions, progress: Progress): Promise<EmbedStageResult> {
   const limit = pLimit(o.concurrency);
-  const size = model.card.input.size;
   const batchImages = Math.max(1, Math.floor(o.batchSize / o.views));
   const pageSize = batchImages * runtime.parallelism;
   const result: EmbedStageResult = { decoded: 0, failed: 0, embedded: 0, reused: 0 };
@@ -45,30 +49,7 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
     if (page.length > 0) afterId = page[page.length - 1]!.id;
     return page;
   };
-  const decodePage = (page: WorkItem[]) =>
-    Promise.all(page.map((item) => limit(async (): Promise<DecodedItem> => ({ item, result: await decodeImage(item, { size }) }))));
-
-  const ahead: Promise<DecodedItem[]>[] = [];
-  const refill = () => {
-    while (ahead.length < PREFETCH + IN_FLIGHT) {
-      const page = fetchPage();
-      if (page.length === 0) return;
-      ahead.push(decodePage(page));
-    }
-  };
-  const inFlight: Promise<EmbeddedPage>[] = [];
-  refill();
-  while (ahead.length > 0 || inFlight.length > 0) {
-    while (inFlight.length < IN_FLIGHT && ahead.length > 0) {
-      const decoded = await ahead.shift()!;
-      refill();
-      const embedding = embedPage(catalog, model, runtime, o.views, batchImages, decoded);
-      // Awaited below in order; this only keeps a later page's failure from going unhandled
-      // while an earlier one is being reported.
-      embedding.catch(() => undefined);
-      inFlight.push(embedding);
-    }
-    const page = await inFlight.shift()!;
+  const commit = (page: EmbeddedPage) => {
     catalog.commitDecoded(page.ok, page.failed, model.id, page.embeddings);
     o.afterCommit?.(page.lastId);
     result.decoded += page.ok.length;
@@ -76,8 +57,92 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
     result.embedded += page.embeddings.length;
     result.reused += page.ok.length - page.embeddings.length;
     progress.tick(page.ok.length + page.failed.length);
-  }
+  };
+  if (runtime.decodeAndEmbed) await pump(readStage(catalog, model, runtime, o.views, batchImages, limit), fetchPage, commit);
+  else await pump(decodeStage(catalog, model, runtime, o.views, batchImages, limit), fetchPage, commit);
   return result;
+}
+
+/** Keep pages prepared ahead and embedding in flight; hand finished pages over in order. */
+async function pump<T>(stage: Stage<T>, fetchPage: () => WorkItem[], done: (page: EmbeddedPage) => void): Promise<void> {
+  const ahead: Promise<T[]>[] = [];
+  const refill = () => {
+    while (ahead.length < PREFETCH + IN_FLIGHT) {
+      const page = fetchPage();
+      if (page.length === 0) return;
+      ahead.push(stage.prepare(page));
+    }
+  };
+  const inFlight: Promise<EmbeddedPage>[] = [];
+  refill();
+  while (ahead.length > 0 || inFlight.length > 0) {
+    while (inFlight.length < IN_FLIGHT && ahead.length > 0) {
+      const prepared = await ahead.shift()!;
+      refill();
+      const embedding = stage.embed(prepared);
+      // Awaited below in order; this only keeps a later page's failure from going unhandled
+      // while an earlier one is being reported.
+      embedding.catch(() => undefined);
+      inFlight.push(embedding);
+    }
+    done(await inFlight.shift()!);
+  }
+}
+
+/** The caller decodes (main thread, libvips' pool), the runtime only runs the model. */
+function decodeStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, limit: ReturnType<typeof pLimit>): Stage<DecodedItem> {
+  const size = model.card.input.size;
+  return {
+    prepare: (page) => Promise.all(page.map((item) => limit(async (): Promise<DecodedItem> => ({ item, result: await decodeImage(item, { size }) })))),
+    embed: (decoded) => embedPage(catalog, model, runtime, views, batchImages, decoded),
+  };
+}
+
+/**
+ * The runtime's threads decode (see EmbedRuntime.decodeAndEmbed): this thread only reads and
+ * hashes, so that exact duplicates of committed images are still skipped before any model work.
+ */
+function readStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, limit: ReturnType<typeof pLimit>): Stage<ReadItem> {
+  return {
+    prepare: (page) => Promise.all(page.map((item) => limit(async (): Promise<ReadItem> => ({ item, read: await readImage(item) })))),
+    embed: (reads) => embedReadPage(catalog, model, runtime, views, batchImages, reads),
+  };
+}
+
+async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, reads: ReadItem[]): Promise<EmbeddedPage> {
+  const failed: FailedResult[] = [];
+  const readable: { item: WorkItem; hash: string; image: EncodedImage }[] = [];
+  const fresh = new Set<string>();
+  for (const { item, read } of reads) {
+    if (!read.ok) {
+      failed.push({ id: item.id, error: read.error });
+      continue;
+    }
+    fresh.add(read.hash);
+    readable.push({ item, hash: read.hash, image: { bytes: read.bytes, format: item.format === 'cifar' ? 'cifar' : 'encoded', embed: false } });
+  }
+  for (const h of catalog.embeddedHashes([...fresh], model.id, views)) fresh.delete(h);
+  // The first copy of a hash in the page is embedded; the others are decoded for their size only.
+  for (const r of readable) r.image.embed = fresh.delete(r.hash);
+  const chunks = Array.from({ length: Math.ceil(readable.length / batchImages) }, (_, b) => readable.slice(b * batchImages, (b + 1) * batchImages));
+  const batches = await Promise.all(chunks.map((chunk) => runtime.decodeAndEmbed!(chunk.map((r) => r.image), views)));
+  const ok: DecodedResult[] = [];
+  const embeddings: EmbeddingRow[] = [];
+  const stride = views * model.card.output.dims;
+  chunks.forEach((chunk, b) => {
+    const { outcomes, vectors } = batches[b]!;
+    let row = 0;
+    chunk.forEach(({ item, hash, image }, i) => {
+      const outcome = outcomes[i]!;
+      if (!outcome.ok) {
+        failed.push({ id: item.id, error: outcome.error });
+        return;
+      }
+      ok.push({ id: item.id, hash, width: outcome.width, height: outcome.height });
+      if (image.embed) embeddings.push({ hash, views, vectors: vectors.slice(row * stride, ++row * stride) });
+    });
+  });
+  return { ok, failed, embeddings, lastId: reads[reads.length - 1]!.item.id };
 }
 
 function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, decoded: DecodedItem[]): Promise<EmbeddedPage> {

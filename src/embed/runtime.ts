@@ -9,7 +9,28 @@ export interface EmbedRuntime {
   /** How many embed() calls can run at once, each on its own cores (callers keep that many in flight). */
   readonly parallelism: number;
   embed(pixels: Float32Array, count: number): Promise<Float32Array>;
+  /**
+   * Decode and embed in the runtime's own threads, when it has them (the CPU pool). The caller
+   * has read and hashed the bytes; the pool's threads turn them into pixels and descriptors, so
+   * the main thread keeps only what is serial (catalog, matching). Absent: the caller decodes.
+   */
+  decodeAndEmbed?(images: readonly EncodedImage[], views: number): Promise<DecodedBatch>;
   dispose(): Promise<void>;
+}
+
+/** An image as read from its source, not decoded yet. */
+export interface EncodedImage {
+  bytes: Uint8Array;
+  /** How the bytes are laid out ('cifar': raw planes; anything else: an encoded file). */
+  format: 'cifar' | 'encoded';
+  /** False for an exact duplicate whose descriptors exist already: decode only (size, errors). */
+  embed: boolean;
+}
+
+/** Per image, its size or why it failed; the descriptors of the images to embed that decoded, in order, `views` each. */
+export interface DecodedBatch {
+  outcomes: ({ ok: true; width: number; height: number } | { ok: false; error: string })[];
+  vectors: Float32Array;
 }
 
 export interface RuntimeOptions {

@@ -5,6 +5,7 @@ import { imageSize } from 'image-size';
 import sharp from 'sharp';
 import type { MemberFormat } from '../state/catalog.js';
 import { readParquetImage } from '../sources/parquet.js';
+import { decodeJpegShrunk } from './jpeg-scaled.js';
 import { decodeSmall, isJpeg, isPng, resizeFill } from './small.js';
 
 /**
@@ -116,21 +117,33 @@ function markupReason(buf: Buffer): string | undefined {
  * Decode one file in one libvips pass: EXIF orientation applied, first frame/page only, sRGB,
  * alpha flattened on white, resized straight to size×size (fill: aspect changes from squeezing
  * are undone by construction). Resizing inside the decode lets libjpeg/libwebp shrink on load,
- * so a large JPEG is never decoded at full size. Small plain JPEG/PNG take small.ts instead,
- * which gives the same pixels without libvips' fixed cost per image. The hash identifies the content by its bytes
+ * so a large JPEG is never decoded at full size. Small plain JPEG/PNG take small.ts instead, and
+ * larger plain JPEGs jpeg-scaled.ts (libjpeg's shrink-on-load in WebAssembly), which give the
+ * same pixels without libvips' fixed cost per image. The hash identifies the content by its bytes
  * (the encoded file, or the raw CIFAR record): byte-identical copies are exact duplicates and
  * share one embedding; other copies, re-encoded ones included, are the model's to find.
  */
 export async function decodeImage(image: string | ImageRef, options: DecodeOptions): Promise<DecodeResult> {
   const ref = typeof image === 'string' ? { path: image } : image;
+  const read = await readImage(ref);
+  return read.ok ? decodeRead(read.bytes, read.hash, ref.format, options) : fail(read.error);
+}
+
+export type ReadResult = { ok: true; bytes: Buffer; hash: string } | { ok: false; error: string };
+
+/** The first half of decodeImage: the bytes and their hash, or why they cannot be read. */
+export async function readImage(ref: ImageRef): Promise<ReadResult> {
   const bytes = await readBounded(ref);
-  if (typeof bytes === 'string') return fail(bytes);
-  const hash = contentHash(bytes);
-  if (ref.format === 'cifar') return fromRaw(cifarToRgb(bytes), 32, 32, hash, options);
+  return typeof bytes === 'string' ? { ok: false, error: bytes } : { ok: true, bytes, hash: contentHash(bytes) };
+}
+
+/** The second half of decodeImage: bytes read by readImage (possibly on another thread) to pixels. */
+export async function decodeRead(bytes: Buffer, hash: string, format: MemberFormat | null | undefined, options: DecodeOptions): Promise<DecodeResult> {
+  if (format === 'cifar') return fromRaw(cifarToRgb(bytes), 32, 32, hash, options);
   const early = markupReason(bytes) ?? truncationReason(bytes);
   if (early) return fail(early);
-  const small = options.size > 0 ? decodeSmall(bytes, options.size) : undefined;
-  if (small) return { ok: true, hash, width: small.width, height: small.height, rgb: small.rgb };
+  const fast = options.size > 0 ? decodeSmall(bytes, options.size) ?? decodeJpegShrunk(bytes, options.size) : undefined;
+  if (fast) return { ok: true, hash, width: fast.width, height: fast.height, rgb: fast.rgb };
   let result = await decodeBytes(bytes, hash, options);
   // libvips keeps one error buffer per process: concurrent decodes can wipe each other's message
   // (sharp#902). Decode a failed file again, one retry at a time, to learn the real reason.

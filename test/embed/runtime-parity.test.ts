@@ -11,7 +11,9 @@ import sharp from 'sharp';
 import { createRuntime, RUNTIMES } from '../../src/embed/backend/index.js';
 import { namedParameters, parseOnnxModel, readModelParameters, readOnnxInitializers } from '../../src/embed/backend/onnx-weights.js';
 import { loadModel, type LoadedModel } from '../../src/embed/model-card.js';
-import type { EmbedRuntime } from '../../src/embed/runtime.js';
+import type { EmbedRuntime, EncodedImage } from '../../src/embed/runtime.js';
+import { applyView, writeNormalised } from '../../src/embed/views.js';
+import { decodeRead } from '../../src/scan/decode.js';
 import { ConfigError, ModelError } from '../../src/errors.js';
 import { defaultModelDir, packageRoot } from '../../src/util/package-root.js';
 import { mulberry32 } from '../../src/util/rng.js';
@@ -261,6 +263,50 @@ describe('the shipped int8 model (training/quantize.py) against the float one', 
       assert.match(error.message, /runs on onnx only: it is quantized .*--model models\/neardup-vit-s8 for tfjs/);
       return true;
     });
+  });
+});
+
+describe('decoding in the onnx pool\'s threads (decodeAndEmbed)', () => {
+  const model = loadModel(defaultModelDir());
+  const views = 2;
+
+  test('gives the sizes, errors and descriptors that decoding here and embedding gives', async (t) => {
+    const encoded = [...(await proceduralImages()), ...fixtureImages().map((f) => readFileSync(f))];
+    const cifar = Buffer.from(Array.from({ length: 3072 }, (_, i) => (i * 37) % 256));
+    const corrupt = Buffer.alloc(500, 7);
+    const images: EncodedImage[] = [
+      ...encoded.map((bytes) => ({ bytes, format: 'encoded' as const, embed: true })),
+      { bytes: cifar, format: 'cifar', embed: true },
+      { bytes: corrupt, format: 'encoded', embed: true },
+      { bytes: encoded[1]!, format: 'encoded', embed: false }, // a duplicate: decoded, not embedded
+    ];
+    const { size, mean, std } = model.card.input;
+    const pool = await createRuntime('onnx', model, { threads: 2 });
+    const single = await createRuntime('onnx-main-thread', model, { threads: 1 });
+    try {
+      assert.ok(pool.decodeAndEmbed, 'the CPU pool decodes in its threads');
+      const half = Math.ceil(images.length / 2);
+      const [a, b] = await Promise.all([pool.decodeAndEmbed(images.slice(0, half), views), pool.decodeAndEmbed(images.slice(half), views)]);
+      const outcomes = [...a.outcomes, ...b.outcomes];
+      const vectors = batch([a.vectors, b.vectors]);
+      const expected = await Promise.all(images.map((image) => decodeRead(Buffer.from(image.bytes), '', image.format === 'cifar' ? 'cifar' : null, { size })));
+      const wanted = expected.flatMap((d, i) => (d.ok && images[i]!.embed ? [d.rgb!] : []));
+      const pixels = new Float32Array(wanted.length * views * 3 * size * size);
+      let slot = 0;
+      for (const rgb of wanted) for (let v = 0; v < views; v++) writeNormalised(applyView(rgb, size, v), size, mean, std, pixels, slot++);
+      const reference = await single.embed(pixels, wanted.length * views);
+
+      assert.deepEqual(outcomes, expected.map((d) => (d.ok ? { ok: true, width: d.width, height: d.height } : { ok: false, error: d.error })));
+      assert.equal(outcomes.at(-2)!.ok, false, 'bytes that are no image fail');
+      assert.deepEqual(outcomes.at(-3), { ok: true, width: 32, height: 32 }, 'the CIFAR record decodes as 32×32');
+      assert.equal(vectors.length, reference.length, 'no descriptors for failures or embed: false');
+      let worst = 0;
+      for (let i = 0; i < vectors.length; i++) worst = Math.max(worst, Math.abs(vectors[i]! - reference[i]!));
+      t.diagnostic(`${wanted.length} images × ${views} views; max |difference| ${worst.toExponential(2)}`);
+      assert.ok(worst < 1e-5, `max difference ${worst}`);
+    } finally {
+      await Promise.all([pool.dispose(), single.dispose()]);
+    }
   });
 });
 

@@ -1,11 +1,12 @@
 import { Worker } from 'node:worker_threads';
 import { ModelError } from '../../errors.js';
 import type { LoadedModel } from '../model-card.js';
-import type { EmbedRuntime, RuntimeOptions } from '../runtime.js';
+import type { DecodedBatch, EmbedRuntime, RuntimeOptions } from '../runtime.js';
 import { wantCuda } from './onnx.js';
+import { packImages } from './packed.js';
 
 type ErrorData = { message: string; name?: string; code?: string };
-type Reply = { id: number; out?: Float32Array; error?: ErrorData; disposed?: boolean };
+type Reply = { id: number; out?: Float32Array; batch?: DecodedBatch; error?: ErrorData; disposed?: boolean };
 
 /** Errors cross the thread as data; rebuild the class the caller would have seen in-thread. */
 function rebuild(e: ErrorData): Error {
@@ -19,7 +20,7 @@ interface SessionThread {
   name: string;
   /** Calls sent and not answered yet. */
   pending: Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>;
-  call(msg: object): Promise<Reply>;
+  call(msg: object, transfer?: ArrayBuffer[]): Promise<Reply>;
   terminate(): Promise<number>;
 }
 
@@ -32,12 +33,12 @@ function startThread(model: LoadedModel, opts: RuntimeOptions): Promise<SessionT
     for (const p of pending.values()) p.reject(error);
     pending.clear();
   });
-  const call = (msg: object) => new Promise<Reply>((resolve, reject) => {
+  const call = (msg: object, transfer: ArrayBuffer[] = []) => new Promise<Reply>((resolve, reject) => {
     const id = nextId++;
     pending.set(id, { resolve, reject });
     // An idle thread must not keep the process alive; a busy one must.
     worker.ref();
-    worker.postMessage({ id, ...msg });
+    worker.postMessage({ id, ...msg }, transfer);
   });
   return new Promise((resolve, reject) => {
     worker.on('message', (m: Reply & { ready?: boolean; name?: string; fatal?: ErrorData }) => {
@@ -77,7 +78,7 @@ export async function createThreadedOnnxRuntime(model: LoadedModel, opts: Runtim
     throw (failure as PromiseRejectedResult).reason;
   }
   const leastBusy = () => threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
-  return {
+  const runtime: EmbedRuntime = {
     name: threads[0]!.name,
     parallelism: threads.length,
     async embed(pixels, count) {
@@ -91,4 +92,13 @@ export async function createThreadedOnnxRuntime(model: LoadedModel, opts: Runtim
       }));
     },
   };
+  // On CPU each thread decodes its own batches. With CUDA the one thread feeding the GPU must not
+  // decode too: there the caller decodes, on the main thread and libvips' pool.
+  if (!wantCuda()) {
+    runtime.decodeAndEmbed = async (images, views) => {
+      const packed = packImages(images);
+      return (await leastBusy().call({ images: packed, views }, [packed.buffer])).batch!;
+    };
+  }
+  return runtime;
 }
