@@ -178,8 +178,11 @@ async function main() {
   const downDir = join(values.work!, 'downstream', 'images-v2');
   await generate('jpg64', downN, downDir, 1_000_000, downPhotos);
   const downDb = join(values.work!, 'downstream', `prepared-${downN}-${model.id.replace('@', '-')}.db`);
+  const reused = existsSync(downDb);
   const prep = await prepareChild(downDir, downDb);
-  console.log(`downstream: ${prep.images} jpg64 images × 8 views prepared once in ${prep.seconds.toFixed(1)} s (${fmt((prep.images * 8) / prep.seconds)} views/s), peak RSS ${fmt(prep.maxRssMB)} MB\n`);
+  console.log(reused
+    ? `downstream: ${prep.images} jpg64 images × 8 views, prepared by an earlier run (${downDb}; delete it to measure the preparation)\n`
+    : `downstream: ${prep.images} jpg64 images × 8 views prepared once in ${prep.seconds.toFixed(1)} s (${fmt((prep.images * 8) / prep.seconds)} views/s), peak RSS ${fmt(prep.maxRssMB)} MB\n`);
 
   console.log('| input | runtime | upstream | decode-only img/s | embed-only img/s | audit img/s (whole run) | audit img/s (upstream side) | limit img/s | limit ratio | peak RSS MB |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');

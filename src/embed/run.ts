@@ -32,10 +32,10 @@ interface Stage<T> { prepare(page: WorkItem[]): Promise<T[]>; embed(prepared: T[
 
 /**
  * Decode + embed every image of the given sources that lacks an embedding for this model.
- * Three things overlap: pages are read (and, unless the runtime's threads decode, decoded) ahead
- * of the model, the runtime's sessions each work on a
- * model batch of the pages in flight, and the main thread commits finished pages meanwhile. A
- * page is one model batch per session, so catalog reads and commits cost per several batches.
+ * Three things overlap: pages are decoded ahead of the model (by the runtime's own threads when
+ * it has them), the runtime's sessions each work on a model batch of the pages in flight, and
+ * the main thread commits finished pages meanwhile. A page is one model batch per session, so
+ * catalog reads and commits cost per several batches.
  * Pages commit in order, each in one transaction: a kill loses only pages in flight.
  */
 export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, o: EmbedStageOptions, progress: Progress): Promise<EmbedStageResult> {
@@ -101,11 +101,16 @@ function decodeStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime
 /**
  * The runtime's threads decode (see EmbedRuntime.decodeAndEmbed): this thread only reads and
  * hashes, so that exact duplicates of committed images are still skipped before any model work.
+ * Pages are read when they are sent, not ahead: reads are fast and synchronous for files, and
+ * encoded bytes (megabytes per camera photo) are then held only for the pages in flight.
  */
-function readStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, limit: ReturnType<typeof pLimit>): Stage<ReadItem> {
+function readStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, limit: ReturnType<typeof pLimit>): Stage<WorkItem> {
   return {
-    prepare: (page) => Promise.all(page.map((item) => limit(async (): Promise<ReadItem> => ({ item, read: await readImage(item) })))),
-    embed: (reads) => embedReadPage(catalog, model, runtime, views, batchImages, reads),
+    prepare: async (page) => page,
+    embed: async (page) => {
+      const reads = await Promise.all(page.map((item) => limit(async (): Promise<ReadItem> => ({ item, read: await readImage(item) }))));
+      return embedReadPage(catalog, model, runtime, views, batchImages, reads);
+    },
   };
 }
 
