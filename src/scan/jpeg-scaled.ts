@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../util/package-root.js';
-import { isJpeg, plainJpegSize, reduceFilters, SMALL_MAX_PIXELS, type FixedTaps, type SmallImage } from './small.js';
+import { isJpeg, plainJpegSize, reduceWith, SMALL_MAX_PIXELS, type FixedTaps, type SmallImage } from './small.js';
 
 /**
  * JPEG decoding with libjpeg's DCT-domain scaling (1/2, 1/4, 1/8), as libvips' shrink-on-load
@@ -105,18 +105,7 @@ export function decodeJpegShrunk(bytes: Buffer, size: number): SmallImage | unde
   try {
     const scaled = decodeInModule(bytes, jpegShrinkOnLoad(width, height, size));
     if (!scaled || scaled.width < size || scaled.height < size) return undefined;
-    let pixels = jpeg.jw_output();
-    let w = scaled.width;
-    let h = scaled.height;
-    // vips_resize's order: vertically, then horizontally.
-    for (const f of reduceFilters(h, size)) {
-      pixels = reduceInModule(pixels, w, h, f, false);
-      h = f.start.length;
-    }
-    for (const f of reduceFilters(w, size)) {
-      pixels = reduceInModule(pixels, w, h, f, true);
-      w = f.start.length;
-    }
+    const pixels = reduceWith(jpeg.jw_output(), scaled.width, scaled.height, size, reduceInModule);
     return { rgb: new Uint8Array(jpeg.memory.buffer, pixels, size * size * 3).slice(), width, height };
   } catch {
     return undefined;

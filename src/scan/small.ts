@@ -166,18 +166,40 @@ export interface FixedTaps { start: Int32Array; weights: Int32Array; taps: numbe
  * vips_reduce's lanczos-3 with centre alignment, its 12-bit truncated weights taken from 65
  * sub-pixel phases; the image is rounded to 8 bits after each step.
  */
-export function reduceFilters(inSize: number, outSize: number): FixedTaps[] {
-  const key = `reduce ${inSize} ${outSize}`;
-  let filters = fixedCache.get(key);
-  if (!filters) {
-    filters = buildReduceFilters(inSize, outSize);
-    if (fixedCache.size > 1024) fixedCache.clear();
-    fixedCache.set(key, filters);
-  }
-  return filters;
+function reduceFilters(inSize: number, outSize: number): FixedTaps[] {
+  return cached(fixedCache, `${inSize} ${outSize}`, () => buildReduceFilters(inSize, outSize));
 }
 
 const fixedCache = new Map<string, FixedTaps[]>();
+
+/** Filters by (input size, output size), built once: a corpus has few distinct image sizes. */
+function cached<T>(cache: Map<string, T>, key: string, build: () => T): T {
+  let value = cache.get(key);
+  if (value === undefined) {
+    value = build();
+    if (cache.size > 1024) cache.clear();
+    cache.set(key, value);
+  }
+  return value;
+}
+
+/**
+ * vips_resize's reduce, in its order (vertically, then horizontally), over pixels held wherever
+ * `pass` keeps them: a JS buffer here, WebAssembly memory in jpeg-scaled.ts.
+ */
+export function reduceWith<T>(pixels: T, width: number, height: number, size: number, pass: (pixels: T, width: number, height: number, f: FixedTaps, horizontal: boolean) => T): T {
+  let h = height;
+  for (const f of reduceFilters(height, size)) {
+    pixels = pass(pixels, width, h, f, false);
+    h = f.start.length;
+  }
+  let w = width;
+  for (const f of reduceFilters(width, size)) {
+    pixels = pass(pixels, w, h, f, true);
+    w = f.start.length;
+  }
+  return pixels;
+}
 
 /** vips_reduce's sub-pixel phases (VIPS_TRANSFORM_SCALE) and weight precision (VIPS_INTERPOLATE_SHIFT). */
 const PHASES = 64;
@@ -260,17 +282,9 @@ function roundHalfEven(x: number): number {
  * affine after it is not reproduced bit for bit either).
  */
 function axisFilters(inSize: number, outSize: number): AxisTaps[] {
-  const key = `${inSize} ${outSize}`;
-  let filters = filterCache.get(key);
-  if (!filters) {
-    filters = buildAxisFilters(inSize, outSize);
-    if (filterCache.size > 1024) filterCache.clear();
-    filterCache.set(key, filters);
-  }
-  return filters;
+  return cached(filterCache, `${inSize} ${outSize}`, () => buildAxisFilters(inSize, outSize));
 }
 
-/** Filters by (input size, output size): a corpus has few distinct image sizes. */
 const filterCache = new Map<string, AxisTaps[]>();
 
 function buildAxisFilters(inSize: number, outSize: number): AxisTaps[] {
@@ -417,20 +431,7 @@ function to8(acc: Int32Array, out: Uint8Array, at: number, f: FixedTaps): void {
 
 /** Resize interleaved RGB to size×size (aspect not kept: "fill") as libvips does. */
 export function resizeFill(rgb: Uint8Array, width: number, height: number, size: number): Uint8Array {
-  if (size <= width && size <= height) {
-    let data = rgb;
-    let h = height;
-    for (const f of reduceFilters(height, size)) {
-      data = fixedPass(data, width, h, f, false);
-      h = f.start.length;
-    }
-    let w = width;
-    for (const f of reduceFilters(width, size)) {
-      data = fixedPass(data, w, h, f, true);
-      w = f.start.length;
-    }
-    return data;
-  }
+  if (size <= width && size <= height) return reduceWith(rgb, width, height, size, fixedPass);
   let data: Float64Array = new Float64Array(rgb);
   let w = width;
   let h = height;

@@ -15,22 +15,11 @@ import { decodeJpegScaled, decodeJpegShrunk, jpegShrinkOnLoad, moduleMemoryBytes
 import { resizeFill } from '../../src/scan/small.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { mulberry32 } from '../../src/util/rng.js';
+import { pixelDiff as diff } from '../helpers/pixels.js';
 
 /** What decode.ts asks libvips for. */
 const viaLibvips = (input: Buffer, size: number) =>
   sharp(input, { failOn: 'truncated' }).rotate().resize(size, size, { fit: 'fill', kernel: 'lanczos3' }).flatten({ background: '#ffffff' }).toColourspace('srgb').raw().toBuffer();
-
-function diff(a: Uint8Array, b: Uint8Array): { mean: number; max: number } {
-  assert.equal(a.length, b.length);
-  let sum = 0;
-  let max = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    sum += d;
-    max = Math.max(max, d);
-  }
-  return { mean: sum / a.length, max };
-}
 
 /**
  * Measured on 600 bench photos and 300 re-encoded Tiny-ImageNet photos (all layouts below): no

@@ -68,7 +68,8 @@ function startThread(model: LoadedModel, opts: RuntimeOptions): Promise<SessionT
  * feeds the GPU. Same interface as the in-thread runtime; inputs are copied, outputs transferred.
  */
 export async function createThreadedOnnxRuntime(model: LoadedModel, opts: RuntimeOptions): Promise<EmbedRuntime> {
-  const count = wantCuda() ? 1 : opts.threads;
+  const cuda = wantCuda();
+  const count = cuda ? 1 : opts.threads;
   const perThread: RuntimeOptions = { threads: count === 1 ? opts.threads : 1 };
   const started = await Promise.allSettled(Array.from({ length: count }, () => startThread(model, perThread)));
   const threads = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
@@ -94,7 +95,7 @@ export async function createThreadedOnnxRuntime(model: LoadedModel, opts: Runtim
   };
   // On CPU each thread decodes its own batches. With CUDA the one thread feeding the GPU must not
   // decode too: there the caller decodes, on the main thread and libvips' pool.
-  if (!wantCuda()) {
+  if (!cuda) {
     runtime.decodeAndEmbed = async (images, views) => {
       const packed = packImages(images);
       return (await leastBusy().call({ images: packed, views }, [packed.buffer])).batch!;
