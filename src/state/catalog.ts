@@ -253,7 +253,7 @@ export class Catalog {
   }
 
   /** Pairs of ok images with the same content hash (byte-identical) across the two sides, upstream ids in (afterId, untilId]: found with no model. */
-  exactPairs(upstreamIds: number[], downstreamIds: number[], afterId = 0, untilId = Number.MAX_SAFE_INTEGER): { upstreamId: number; downstreamId: number }[] {
+  exactPairs(upstreamIds: number[], downstreamIds: number[], afterId: number, untilId: number): { upstreamId: number; downstreamId: number }[] {
     return this.db.prepare(`
       SELECT u.id AS upstreamId, d.id AS downstreamId FROM images u JOIN images d ON u.hash = d.hash
       WHERE u.source_id IN (${placeholders(upstreamIds.length)}) AND d.source_id IN (${placeholders(downstreamIds.length)})
