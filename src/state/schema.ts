@@ -3,7 +3,7 @@
  * alone and a killed run resumes where it stopped. Bump SCHEMA_VERSION with every change and add
  * a migration step; a catalog written by a newer neardup is refused, never guessed at.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,13 +47,15 @@ CREATE INDEX IF NOT EXISTS images_source_status ON images (source_id, status, id
 
 -- Embeddings are keyed by content hash (sha1 of the image bytes): exact duplicates are embedded once.
 -- vectors holds 'views' consecutive float32 descriptors (view 0 = the image as it is).
+-- A rowid table: rows are appended in commit order and only the small (hash, model_id) index takes
+-- random inserts (keyed by the hash itself, every commit rewrote a page of 600-byte rows per image).
 CREATE TABLE IF NOT EXISTS embeddings (
   hash TEXT NOT NULL,
   model_id TEXT NOT NULL,
   views INTEGER NOT NULL,
   vectors BLOB NOT NULL,
-  PRIMARY KEY (hash, model_id)
-) WITHOUT ROWID;
+  UNIQUE (hash, model_id)
+);
 
 -- Candidates above the floor for one model; decision/reason follow the current threshold.
 CREATE TABLE IF NOT EXISTS matches (
@@ -105,10 +107,15 @@ CREATE TABLE IF NOT EXISTS runs (
  * Steps from each older schema to the next, run in one transaction before SCHEMA_SQL.
  * v1 -> v2: images.meta (source metadata) and the content hash, which no longer hashes full-size
  * pixels: every image is decoded again and its embeddings and matches are recomputed.
+ * v2 -> v3: embeddings becomes a rowid table with a unique (hash, model_id) index; rows are kept.
  */
 export const MIGRATIONS: Record<number, string> = {
   1: `ALTER TABLE images ADD COLUMN meta TEXT;
       UPDATE images SET status = 'pending', hash = NULL, width = NULL, height = NULL WHERE status = 'ok';
       DELETE FROM embeddings; DELETE FROM matches; DELETE FROM match_state;`,
+  2: `CREATE TABLE embeddings_v3 (hash TEXT NOT NULL, model_id TEXT NOT NULL, views INTEGER NOT NULL, vectors BLOB NOT NULL, UNIQUE (hash, model_id));
+      INSERT INTO embeddings_v3 (hash, model_id, views, vectors) SELECT hash, model_id, views, vectors FROM embeddings;
+      DROP TABLE embeddings;
+      ALTER TABLE embeddings_v3 RENAME TO embeddings;`,
 };
 

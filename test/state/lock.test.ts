@@ -149,10 +149,33 @@ describe('catalog lock', () => {
     c.close();
     const v2 = Catalog.open(db);
     try {
-      assert.equal(v2.getMeta('schema_version'), '2');
+      assert.equal(v2.getMeta('schema_version'), String(SCHEMA_VERSION));
       assert.deepEqual(v2.db.prepare('SELECT status, hash, meta FROM images').all(), [{ status: 'pending', hash: null, meta: null }]);
     } finally {
       v2.close();
+    }
+  });
+
+  test('a schema v2 catalog is migrated: embeddings move to a rowid table and are kept', () => {
+    const db = join(root, 'v2', 'catalog.db');
+    const c = Catalog.open(db);
+    c.db.exec(`DROP TABLE embeddings;
+      CREATE TABLE embeddings (hash TEXT NOT NULL, model_id TEXT NOT NULL, views INTEGER NOT NULL, vectors BLOB NOT NULL, PRIMARY KEY (hash, model_id)) WITHOUT ROWID;
+      UPDATE meta SET value = '2' WHERE key = 'schema_version'`);
+    c.db.prepare('INSERT INTO embeddings VALUES (?, ?, ?, ?)').run('h1', 'm@1', 1, Buffer.from(new Float32Array([0.5, -0.25]).buffer));
+    c.close();
+    const v3 = Catalog.open(db);
+    try {
+      assert.equal(v3.getMeta('schema_version'), String(SCHEMA_VERSION));
+      const sql = (v3.db.prepare("SELECT sql FROM sqlite_master WHERE name = 'embeddings'").get() as { sql: string }).sql;
+      assert.doesNotMatch(sql, /WITHOUT ROWID/);
+      assert.ok(v3.embeddedHashes(['h1', 'h2'], 'm@1', 1).has('h1'));
+      assert.equal(v3.embeddedHashes(['h1', 'h2'], 'm@1', 1).size, 1);
+      v3.commitDecoded([], [], 'm@1', [{ hash: 'h1', views: 8, vectors: new Float32Array(16).fill(1) }]);
+      const row = v3.db.prepare('SELECT views, length(vectors) AS n FROM embeddings WHERE hash = ?').get('h1');
+      assert.deepEqual(row, { views: 8, n: 64 }, 'the unique (hash, model_id) key still makes a re-embed with more views replace the row');
+    } finally {
+      v3.close();
     }
   });
 
