@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
 import hnswlib from 'hnswlib-node';
+import { EF_SEARCH, HNSW_PARAMS } from '../src/index/hnsw.js';
 import { decodeImage } from '../src/scan/decode.js';
 import { createRuntime } from '../src/embed/backend/index.js';
 import { loadModel } from '../src/embed/model-card.js';
@@ -113,12 +114,12 @@ function hnswRates(n: number, dims: number) {
   const rng = mulberry32(7);
   const vec = () => { const v = Array.from({ length: dims }, () => rng() - 0.5); const s = Math.hypot(...v); return v.map((x) => x / s); };
   const index = new hnswlib.HierarchicalNSW('ip', dims);
-  index.initIndex(n, 16, 200, 100);
+  index.initIndex(n, HNSW_PARAMS.M, HNSW_PARAMS.efConstruction, HNSW_PARAMS.seed);
   const data = Array.from({ length: n }, vec);
   let t0 = performance.now();
   data.forEach((v, i) => index.addPoint(v, i));
   const build = n / ((performance.now() - t0) / 1000);
-  index.setEf(64);
+  index.setEf(EF_SEARCH);
   const queries = Array.from({ length: 5000 }, vec);
   t0 = performance.now();
   for (const q of queries) index.searchKnn(q, 20);
@@ -171,7 +172,7 @@ async function main() {
   const downPhotos = sourcePhotos(5000, 5000);
   console.log(`inputs: ${photos.length ? 'tiny-imagenet val photos 0-4999 (upstream) and 5000-9999 (downstream), resized per kind' : 'procedural images (../shared absent)'}; each copy unique\n`);
   const h = hnswRates(downN * 8, model.card.output.dims);
-  console.log(`HNSW (${downN * 8} vectors, ${model.card.output.dims}-d, M16 ef200): build ${fmt(h.buildPerSecond)}/s, query (k20, ef64) ${fmt(h.queriesPerSecond)}/s`);
+  console.log(`HNSW (${downN * 8} vectors, ${model.card.output.dims}-d, M${HNSW_PARAMS.M} ef${HNSW_PARAMS.efConstruction}): build ${fmt(h.buildPerSecond)}/s, query (k20, ef${EF_SEARCH}) ${fmt(h.queriesPerSecond)}/s`);
   const emb = await embedOnly(modelDir, 2048, batch, threads);
 
   // One downstream set (jpg64, the kind of the test sets neardup audits most) prepared once.
