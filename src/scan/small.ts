@@ -150,8 +150,12 @@ function plainPng(b: Buffer): SmallImage | undefined {
   return { rgb, width, height };
 }
 
-/** For each output pixel of one axis: its first input pixel and the weights of its taps. */
-interface AxisTaps { start: Int32Array; weights: Float64Array; taps: number }
+/**
+ * For each output pixel o of one axis, its taps bounds[o]..bounds[o + 1]: the input pixel (edges
+ * clamped) and the weight of each, in kernel order. Taps of weight 0 are left out: they only add
+ * ±0, and at an exact 2× enlarge every other output is a single tap of weight 1.
+ */
+interface AxisTaps { bounds: Int32Array; at: Int32Array; weights: Float64Array }
 
 /**
  * The same in libvips' integer arithmetic: each output is the clamped
@@ -302,7 +306,7 @@ function lanczos3Taps(inSize: number, outSize: number): AxisTaps {
     const px = Math.PI * x;
     return (3 * Math.sin(px) * Math.sin(px / 3)) / (px * px);
   };
-  return buildTaps(outSize, Math.ceil(support) * 2 + 1, (o) => (o + 0.5) * scale - 0.5, support, (d) => lanczos(d / scale));
+  return buildTaps(inSize, outSize, Math.ceil(support) * 2 + 1, (o) => (o + 0.5) * scale - 0.5, support, (d) => lanczos(d / scale));
 }
 
 function catmullRom(x: number): number {
@@ -314,25 +318,31 @@ function catmullRom(x: number): number {
 
 function catmullRomTaps(inSize: number, outSize: number): AxisTaps {
   const scale = inSize / outSize;
-  return buildTaps(outSize, 5, (o) => o * scale - 0.5, 2, catmullRom);
+  return buildTaps(inSize, outSize, 5, (o) => o * scale - 0.5, 2, catmullRom);
 }
 
-function buildTaps(outSize: number, taps: number, centreOf: (o: number) => number, support: number, kernel: (distance: number) => number): AxisTaps {
-  const start = new Int32Array(outSize);
-  const weights = new Float64Array(outSize * taps);
+function buildTaps(inSize: number, outSize: number, taps: number, centreOf: (o: number) => number, support: number, kernel: (distance: number) => number): AxisTaps {
+  const bounds = new Int32Array(outSize + 1);
+  const at: number[] = [];
+  const weights: number[] = [];
+  const w = new Float64Array(taps);
   for (let o = 0; o < outSize; o++) {
     const centre = centreOf(o);
     const first = Math.floor(centre - support) + 1;
-    start[o] = first;
     let sum = 0;
     for (let t = 0; t < taps; t++) {
-      const w = kernel(first + t - centre);
-      weights[o * taps + t] = w;
-      sum += w;
+      w[t] = kernel(first + t - centre);
+      sum += w[t]!;
     }
-    for (let t = 0; t < taps; t++) weights[o * taps + t]! /= sum;
+    for (let t = 0; t < taps; t++) {
+      const weight = w[t]! / sum;
+      if (weight === 0) continue;
+      at.push(Math.min(inSize - 1, Math.max(0, first + t)));
+      weights.push(weight);
+    }
+    bounds[o + 1] = at.length;
   }
-  return { start, weights, taps };
+  return { bounds, at: Int32Array.from(at), weights: Float64Array.from(weights) };
 }
 
 /** Offsets (in samples) of every tap's source pixel along an axis, clamped at the edges. */
@@ -345,31 +355,36 @@ function tapOffsets(f: { start: Int32Array; taps: number }, inLen: number, strid
 }
 
 /**
- * One filter along x (horizontal) or y over interleaved RGB floats. Lines are walked as runs of
- * pixels `step` apart whose taps are `offsets` away: the same loop serves both axes.
+ * One filter along x (horizontal) or y over interleaved RGB floats. Each output sums its taps in
+ * kernel order, so the result is the same whichever way the loops run: along x pixel by pixel,
+ * along y a whole row at a time (contiguous memory).
  */
 function pass(src: Float64Array, width: number, height: number, f: AxisTaps, horizontal: boolean): Float64Array {
-  const outLen = f.start.length;
-  const outW = horizontal ? outLen : width;
-  const outH = horizontal ? height : outLen;
-  const offsets = tapOffsets(f, horizontal ? width : height, horizontal ? 3 : width * 3);
-  const lines = horizontal ? height : width;
-  const lineIn = horizontal ? width * 3 : 3;
-  const lineOut = horizontal ? outW * 3 : 3;
-  const stepOut = horizontal ? 3 : outW * 3;
-  const { taps, weights } = f;
-  const out = new Float64Array(outW * outH * 3);
-  for (let line = 0; line < lines; line++) {
-    const base = line * lineIn;
-    let at = line * lineOut;
-    for (let o = 0; o < outLen; o++, at += stepOut) {
-      let r = 0, g = 0, b = 0;
-      for (let t = o * taps, end = t + taps; t < end; t++) {
-        const w = weights[t]!;
-        const i = base + offsets[t]!;
-        r += src[i]! * w; g += src[i + 1]! * w; b += src[i + 2]! * w;
+  const { bounds, at, weights } = f;
+  const outLen = bounds.length - 1;
+  const out = new Float64Array((horizontal ? outLen * height : width * outLen) * 3);
+  if (horizontal) {
+    for (let y = 0, o3 = 0; y < height; y++) {
+      const row = y * width * 3;
+      for (let o = 0; o < outLen; o++, o3 += 3) {
+        let r = 0, g = 0, b = 0;
+        for (let k = bounds[o]!, end = bounds[o + 1]!; k < end; k++) {
+          const w = weights[k]!;
+          const i = row + at[k]! * 3;
+          r += src[i]! * w; g += src[i + 1]! * w; b += src[i + 2]! * w;
+        }
+        out[o3] = r; out[o3 + 1] = g; out[o3 + 2] = b;
       }
-      out[at] = r; out[at + 1] = g; out[at + 2] = b;
+    }
+  } else {
+    const rowLen = width * 3;
+    for (let o = 0; o < outLen; o++) {
+      const dst = o * rowLen;
+      for (let k = bounds[o]!, end = bounds[o + 1]!; k < end; k++) {
+        const w = weights[k]!;
+        const from = at[k]! * rowLen;
+        for (let x = 0; x < rowLen; x++) out[dst + x] += src[from + x]! * w;
+      }
     }
   }
   return out;
@@ -437,16 +452,17 @@ export function resizeFill(rgb: Uint8Array, width: number, height: number, size:
   let h = height;
   for (const f of axisFilters(width, size)) {
     data = pass(data, w, h, f, true);
-    w = f.start.length;
+    w = f.bounds.length - 1;
   }
   for (const f of axisFilters(height, size)) {
     data = pass(data, w, h, f, false);
-    h = f.start.length;
+    h = f.bounds.length - 1;
   }
   const out = new Uint8Array(size * size * 3);
   for (let i = 0; i < out.length; i++) {
     const x = data[i]!;
-    out[i] = x <= 0 ? 0 : x >= 255 ? 255 : Math.round(x);
+    // (x + 0.5) | 0 is Math.round(x) from 0.5 up (below it, x + 0.5 may round up to 1), and faster.
+    out[i] = x < 0.5 ? 0 : x >= 255 ? 255 : (x + 0.5) | 0;
   }
   return out;
 }
