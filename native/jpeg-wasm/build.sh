@@ -11,7 +11,7 @@ SOURCES="jpeg-scaled.c $L/jcomapi.c $L/jdapimin.c $L/jdapistd.c $L/jdatasrc.c $L
   $L/jdcolor.c $L/jddctmgr.c $L/jdhuff.c $L/jdinput.c $L/jdmainct.c $L/jdmarker.c $L/jdmaster.c
   $L/jdmerge.c $L/jdphuff.c $L/jdpostct.c $L/jdsample.c $L/jidctint.c $L/jidctred.c
   $L/jidctfst.c $L/jidctflt.c $L/jmemmgr.c $L/jutils.c $L/jsimd_none.c"
-clang --target=wasm32-wasi -O2 -msimd128 -nostartfiles \
+clang --target=wasm32-wasi -O2 -msimd128 -ffp-contract=off -nostartfiles \
   -I. -I$L \
   -Wno-shift-negative-value \
   -Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=131072 -Wl,--stack-first \

@@ -296,3 +296,69 @@ unsigned char *jw_pass(const unsigned char *src, int width, int height, int hori
   }
   return out;
 }
+
+/* ---- Enlarging a small image (small.ts's float path) ---- */
+
+/*
+ * The same arithmetic as small.ts's float `pass`, in the same order per output sample, so that
+ * the results are identical to the last bit: doubles, each output the sum of its taps in kernel
+ * order starting from 0 (WebAssembly has no fused multiply-add for clang to contract into).
+ * Taps o run from bounds[o] to bounds[o + 1]: input pixel at[k] (edges already clamped), weight
+ * w[k]. Along x pixel by pixel; along y a row at a time (clang vectorises across the row).
+ */
+EXPORT("jw_widen")
+double *jw_widen(const unsigned char *src, int n)
+{
+  double *out = arena_alloc((size_t)n * sizeof(double));
+  if (!out) return NULL;
+  for (int i = 0; i < n; i++) out[i] = src[i];
+  return out;
+}
+
+EXPORT("jw_fpass")
+double *jw_fpass(const double *src, int width, int height, int horizontal, int out_len,
+                 const int32_t *bounds, const int32_t *at, const double *w)
+{
+  size_t n = (size_t)(horizontal ? out_len * height : width * out_len) * 3;
+  double *out = arena_alloc(n * sizeof(double));
+  if (!out) return NULL;
+  if (horizontal) {
+    double *q = out;
+    for (int y = 0; y < height; y++) {
+      const double *row = src + (size_t)y * width * 3;
+      for (int o = 0; o < out_len; o++, q += 3) {
+        double r = 0, g = 0, b = 0;
+        for (int k = bounds[o]; k < bounds[o + 1]; k++) {
+          const double *p = row + at[k] * 3;
+          r += p[0] * w[k]; g += p[1] * w[k]; b += p[2] * w[k];
+        }
+        q[0] = r; q[1] = g; q[2] = b;
+      }
+    }
+  } else {
+    int row = width * 3;
+    for (int o = 0; o < out_len; o++) {
+      double *q = out + (size_t)o * row;
+      for (int x = 0; x < row; x++) q[x] = 0;
+      for (int k = bounds[o]; k < bounds[o + 1]; k++) {
+        const double *p = src + (size_t)at[k] * row;
+        double wk = w[k];
+        for (int x = 0; x < row; x++) q[x] += p[x] * wk;
+      }
+    }
+  }
+  return out;
+}
+
+/* To 8 bits as small.ts rounds: 0 below 0.5, 255 from 255, else (int)(x + 0.5). */
+EXPORT("jw_narrow")
+unsigned char *jw_narrow(const double *src, int n)
+{
+  unsigned char *out = arena_alloc((size_t)n);
+  if (!out) return NULL;
+  for (int i = 0; i < n; i++) {
+    double x = src[i];
+    out[i] = x < 0.5 ? 0 : x >= 255 ? 255 : (unsigned char)(int)(x + 0.5);
+  }
+  return out;
+}

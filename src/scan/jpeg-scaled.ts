@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { packageRoot } from '../util/package-root.js';
 import { isJpeg, plainJpegSize, reduceWith, SMALL_MAX_PIXELS, type FixedTaps, type SmallImage } from './small.js';
+import { module as jpegModule, releaseIfLarge } from './wasm-module.js';
+
+export { moduleMemoryBytes } from './wasm-module.js';
 
 /**
  * JPEG decoding with libjpeg's DCT-domain scaling (1/2, 1/4, 1/8), as libvips' shrink-on-load
@@ -22,45 +22,6 @@ export interface ScaledJpeg { rgb: Uint8Array; width: number; height: number }
 /** Decompression bombs and huge scans go to libvips, which has its own pixel limit. */
 export const SCALED_MAX_PIXELS = 24_000_000;
 
-interface Exports {
-  memory: { buffer: ArrayBuffer };
-  jw_input(size: number): number;
-  jw_decode(denom: number, maxPixels: number): number;
-  jw_output(): number;
-  jw_width(): number;
-  jw_height(): number;
-  jw_warnings(): number;
-  jw_alloc(size: number): number;
-  jw_pass(src: number, width: number, height: number, horizontal: number, outLen: number, taps: number, start: number, weights: number, bias: number, scale: number, shift: number): number;
-}
-
-/** The WebAssembly global, typed here because the project's lib settings (no DOM) leave it out. */
-const Wasm = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (module: object, imports: unknown) => { exports: unknown } } }).WebAssembly;
-
-const wasm = new Wasm.Module(readFileSync(join(packageRoot(), 'native', 'jpeg-wasm', 'jpeg-scaled.wasm')));
-const instantiate = (): Exports => new Wasm.Instance(wasm, {
-  env: {
-    // libjpeg's error_exit must not return; the throw unwinds the WebAssembly frames, and the
-    // module's arena is reset at the next input, so nothing is left behind.
-    jpeg_error: (code: number) => {
-      throw new Error(`libjpeg error ${code}`);
-    },
-  },
-}).exports as Exports;
-let jpeg = instantiate();
-
-/**
- * WebAssembly memory never shrinks: after a file that needed more than this (a large progressive
- * JPEG holds all its coefficients, ~70 MB at 24 MP), the instance is replaced, so that each
- * thread decoding keeps a few MB, not its largest file's worth.
- */
-const MAX_RETAINED_BYTES = 64 * 1024 * 1024;
-const releaseIfLarge = () => {
-  if (jpeg.memory.buffer.byteLength > MAX_RETAINED_BYTES) jpeg = instantiate();
-};
-/** The module's memory now (for the test that it is given back). */
-export const moduleMemoryBytes = (): number => jpeg.memory.buffer.byteLength;
-
 /**
  * Decode at 1/denom scale to interleaved RGB (grey becomes three equal channels) as libvips'
  * jpegload with shrink=denom gives it: libjpeg's scaled output cropped to floor(width / denom) ×
@@ -71,6 +32,7 @@ export function decodeJpegScaled(bytes: Buffer, denom: 1 | 2 | 4 | 8): ScaledJpe
   try {
     const size = decodeInModule(bytes, denom);
     if (!size) return undefined;
+    const jpeg = jpegModule();
     // A copy: the next decode reuses this memory.
     return { rgb: new Uint8Array(jpeg.memory.buffer, jpeg.jw_output(), size.width * size.height * 3).slice(), ...size };
   } catch {
@@ -83,6 +45,7 @@ export function decodeJpegScaled(bytes: Buffer, denom: 1 | 2 | 4 | 8): ScaledJpe
 
 /** The decode, its pixels left in the module's memory. */
 function decodeInModule(bytes: Buffer, denom: number): { width: number; height: number } | undefined {
+  const jpeg = jpegModule();
   const at = jpeg.jw_input(bytes.length);
   if (at === 0) return undefined;
   new Uint8Array(jpeg.memory.buffer, at, bytes.length).set(bytes);
@@ -105,6 +68,7 @@ export function decodeJpegShrunk(bytes: Buffer, size: number): SmallImage | unde
   try {
     const scaled = decodeInModule(bytes, jpegShrinkOnLoad(width, height, size));
     if (!scaled || scaled.width < size || scaled.height < size) return undefined;
+    const jpeg = jpegModule();
     const pixels = reduceWith(jpeg.jw_output(), scaled.width, scaled.height, size, reduceInModule);
     return { rgb: new Uint8Array(jpeg.memory.buffer, pixels, size * size * 3).slice(), width, height };
   } catch {
@@ -115,6 +79,7 @@ export function decodeJpegShrunk(bytes: Buffer, size: number): SmallImage | unde
 }
 
 function reduceInModule(pixels: number, width: number, height: number, f: FixedTaps, horizontal: boolean): number {
+  const jpeg = jpegModule();
   const start = jpeg.jw_alloc(f.start.byteLength);
   const weights = jpeg.jw_alloc(f.weights.byteLength);
   if (!start || !weights) throw new Error('out of WebAssembly memory');

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import mozjpegFactory from '@jsquash/jpeg/codec/dec/mozjpeg_dec.js';
 import { PNG } from 'pngjs';
+import { module as wasmModule, releaseIfLarge, type WasmExports } from './wasm-module.js';
 
 /**
  * Small images decoded on the calling thread. libvips spends ~1.3 ms of CPU per image on pipeline
@@ -355,42 +356,6 @@ function tapOffsets(f: { start: Int32Array; taps: number }, inLen: number, strid
 }
 
 /**
- * One filter along x (horizontal) or y over interleaved RGB floats. Each output sums its taps in
- * kernel order, so the result is the same whichever way the loops run: along x pixel by pixel,
- * along y a whole row at a time (contiguous memory).
- */
-function pass(src: Float64Array, width: number, height: number, f: AxisTaps, horizontal: boolean): Float64Array {
-  const { bounds, at, weights } = f;
-  const outLen = bounds.length - 1;
-  const out = new Float64Array((horizontal ? outLen * height : width * outLen) * 3);
-  if (horizontal) {
-    for (let y = 0, o3 = 0; y < height; y++) {
-      const row = y * width * 3;
-      for (let o = 0; o < outLen; o++, o3 += 3) {
-        let r = 0, g = 0, b = 0;
-        for (let k = bounds[o]!, end = bounds[o + 1]!; k < end; k++) {
-          const w = weights[k]!;
-          const i = row + at[k]! * 3;
-          r += src[i]! * w; g += src[i + 1]! * w; b += src[i + 2]! * w;
-        }
-        out[o3] = r; out[o3 + 1] = g; out[o3 + 2] = b;
-      }
-    }
-  } else {
-    const rowLen = width * 3;
-    for (let o = 0; o < outLen; o++) {
-      const dst = o * rowLen;
-      for (let k = bounds[o]!, end = bounds[o + 1]!; k < end; k++) {
-        const w = weights[k]!;
-        const from = at[k]! * rowLen;
-        for (let x = 0; x < rowLen; x++) out[dst + x] += src[from + x]! * w;
-      }
-    }
-  }
-  return out;
-}
-
-/**
  * One step of libvips' integer reduce, 8 bits in and out: vertically, whole rows are weighted and
  * summed at once (contiguous memory); horizontally, pixel by pixel. jpeg-scaled.c's jw_pass is
  * the same loop, for the WebAssembly path.
@@ -447,22 +412,46 @@ function to8(acc: Int32Array, out: Uint8Array, at: number, f: FixedTaps): void {
 /** Resize interleaved RGB to size×size (aspect not kept: "fill") as libvips does. */
 export function resizeFill(rgb: Uint8Array, width: number, height: number, size: number): Uint8Array {
   if (size <= width && size <= height) return reduceWith(rgb, width, height, size, fixedPass);
-  let data: Float64Array = new Float64Array(rgb);
+  try {
+    return enlargeInModule(wasmModule(), rgb, width, height, size);
+  } finally {
+    releaseIfLarge();
+  }
+}
+
+/**
+ * An enlarge (at least one axis), in double precision: along x then along y, each filter a pass
+ * of jpeg-scaled.c's jw_fpass over the module's memory (~4× faster than V8 runs the same loops,
+ * with the same results to the last bit), rounded to 8 bits at the end.
+ */
+function enlargeInModule(m: WasmExports, rgb: Uint8Array, width: number, height: number, size: number): Uint8Array {
+  const input = m.jw_input(rgb.length);
+  if (!input) throw new Error('out of WebAssembly memory');
+  new Uint8Array(m.memory.buffer, input, rgb.length).set(rgb);
+  let data = m.jw_widen(input, rgb.length);
   let w = width;
   let h = height;
   for (const f of axisFilters(width, size)) {
-    data = pass(data, w, h, f, true);
+    data = floatPass(m, data, w, h, f, true);
     w = f.bounds.length - 1;
   }
   for (const f of axisFilters(height, size)) {
-    data = pass(data, w, h, f, false);
+    data = floatPass(m, data, w, h, f, false);
     h = f.bounds.length - 1;
   }
-  const out = new Uint8Array(size * size * 3);
-  for (let i = 0; i < out.length; i++) {
-    const x = data[i]!;
-    // (x + 0.5) | 0 is Math.round(x) from 0.5 up (below it, x + 0.5 may round up to 1), and faster.
-    out[i] = x < 0.5 ? 0 : x >= 255 ? 255 : (x + 0.5) | 0;
-  }
-  return out;
+  const out = m.jw_narrow(data, size * size * 3);
+  if (!data || !out) throw new Error('out of WebAssembly memory');
+  return new Uint8Array(m.memory.buffer, out, size * size * 3).slice();
+}
+
+function floatPass(m: WasmExports, data: number, width: number, height: number, f: AxisTaps, horizontal: boolean): number {
+  const bounds = m.jw_alloc(f.bounds.byteLength);
+  const at = m.jw_alloc(f.at.byteLength);
+  const weights = m.jw_alloc(f.weights.byteLength);
+  if (!data || !bounds || !at || !weights) throw new Error('out of WebAssembly memory');
+  // Views made after the allocations: growing the memory replaces its buffer.
+  new Int32Array(m.memory.buffer, bounds, f.bounds.length).set(f.bounds);
+  new Int32Array(m.memory.buffer, at, f.at.length).set(f.at);
+  new Float64Array(m.memory.buffer, weights, f.weights.length).set(f.weights);
+  return m.jw_fpass(data, width, height, horizontal ? 1 : 0, f.bounds.length - 1, bounds, at, weights);
 }

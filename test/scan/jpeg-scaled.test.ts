@@ -108,6 +108,21 @@ test("libvips' reduce is reproduced on noise, in JS and in the module alike", as
   }
 });
 
+test('enlarging small images in the module between JPEG decodes leaves every result as it was', async () => {
+  // One module instance serves both: each call resets its arena, so neither may depend on the other's memory.
+  const jpeg = await photoJpeg(3, 500, 375);
+  const rnd = mulberry32(9);
+  const small = Uint8Array.from({ length: 32 * 32 * 3 }, () => Math.floor(rnd() * 256));
+  const first = { photo: decodeJpegShrunk(jpeg, 64)!.rgb, small: resizeFill(small, 32, 32, 64) };
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(resizeFill(small, 32, 32, 64), first.small);
+    assert.deepEqual(decodeJpegShrunk(jpeg, 64)!.rgb, first.photo);
+  }
+  const expected = await sharp(small, { raw: { width: 32, height: 32, channels: 3 } }).resize(64, 64, { fit: 'fill', kernel: 'lanczos3' }).raw().toBuffer();
+  const d = diff(first.small, expected);
+  assert.ok(d.max <= 2 && d.mean < 0.5, `enlarged noise against libvips: max ${d.max}, mean ${d.mean}`);
+});
+
 test('cases libvips must judge are handed back', async () => {
   const base = await photoJpeg(6, 400, 300);
   const sofAt = base.indexOf(Buffer.from([0xff, 0xc0]));
