@@ -187,16 +187,16 @@ async function main() {
 
   console.log('| input | runtime | upstream | decode-only img/s | embed-only img/s | audit img/s (whole run) | audit img/s (upstream side) | limit img/s | limit ratio | peak RSS MB |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');
-  const embedCosts: number[] = [];
+  const embedCosts: string[] = [];
+  // Embed-only is measured right before and right after every audit, and the audit's limit uses
+  // the mean of the two: this machine's speed drifts by up to ±20% within a run.
+  const measureEmbed = () => embedOnly(modelDir, 8192, batch, threads);
+  let embedBefore = await measureEmbed();
   for (const kind of kinds) {
     const maxUp = Math.max(...ups);
     const upDir = join(values.work!, kind, 'up');
     await generate(kind, maxUp, upDir, 0, photos);
     const dec = await decodeOnly(upDir, Math.min(maxUp, 3000), 8, model.card.input.size);
-    // Measured per kind, just before its audits: this machine's speed drifts over a run.
-    const emb = await embedOnly(modelDir, 8192, batch, threads);
-    embedCosts.push(emb.coreSecondsPerImage);
-    const limit = 2 / (dec.coreSecondsPerImage + emb.coreSecondsPerImage);
     for (const runtime of values.runtimes!.split(',')) {
       const slope: { n: number; s: number }[] = [];
       for (const n of ups) {
@@ -207,6 +207,11 @@ async function main() {
         const out = join(values.work!, kind, `out-${n}`);
         rmSync(out, { recursive: true, force: true });
         const r = await auditChild(`list:${list}`, downDb, out, runtime);
+        const embedAfter = await measureEmbed();
+        const emb = { perSecond: (embedBefore.perSecond + embedAfter.perSecond) / 2, coreSecondsPerImage: (embedBefore.coreSecondsPerImage + embedAfter.coreSecondsPerImage) / 2 };
+        embedCosts.push(`${embedBefore.coreSecondsPerImage.toExponential(2)}/${embedAfter.coreSecondsPerImage.toExponential(2)}`);
+        embedBefore = embedAfter;
+        const limit = 2 / (dec.coreSecondsPerImage + emb.coreSecondsPerImage);
         const upSide = r.upstream / r.upstreamSeconds;
         slope.push({ n, s: r.seconds });
         console.log(`| ${kind} | ${runtime} | ${n} | ${fmt(dec.perSecond)} | ${fmt(emb.perSecond)} | ${fmt(r.upstream / r.seconds)} | ${fmt(upSide)} | ${fmt(limit)} | ${(upSide / limit).toFixed(2)} | ${fmt(r.maxRssMB)} |`);
@@ -218,7 +223,7 @@ async function main() {
       }
     }
   }
-  console.log(`\nlimit = 2 / (t_decode + t_embed) with t in core-seconds per image: decode measured per kind; embed measured per kind (${embedCosts.map((c) => c.toExponential(2)).join(', ')} core-s/img) at batch ${batch}, ${threads} threads, on pre-decoded tensors.`);
+  console.log(`\nlimit = 2 / (t_decode + t_embed) with t in core-seconds per image: decode measured per kind; embed (on pre-decoded tensors, batch ${batch}, ${threads} threads) measured before/after each audit row (${embedCosts.join(', ')} core-s/img), the row's limit from their mean.`);
   console.log('Audits run against the prepared downstream side (audit --downstream-db), as every shard of a large run does; "whole run" includes loading it and writing the outputs.');
 }
 
