@@ -1,5 +1,5 @@
 import { isJpeg, plainJpegSize, reduceWith, SMALL_MAX_PIXELS, type FixedTaps, type SmallImage } from './small.js';
-import { module as jpegModule, releaseIfLarge } from './wasm-module.js';
+import { releaseIfLarge, wasmInstance } from './wasm-module.js';
 
 export { moduleMemoryBytes } from './wasm-module.js';
 
@@ -32,7 +32,7 @@ export function decodeJpegScaled(bytes: Buffer, denom: 1 | 2 | 4 | 8): ScaledJpe
   try {
     const size = decodeInModule(bytes, denom);
     if (!size) return undefined;
-    const jpeg = jpegModule();
+    const jpeg = wasmInstance();
     // A copy: the next decode reuses this memory.
     return { rgb: new Uint8Array(jpeg.memory.buffer, jpeg.jw_output(), size.width * size.height * 3).slice(), ...size };
   } catch {
@@ -45,7 +45,7 @@ export function decodeJpegScaled(bytes: Buffer, denom: 1 | 2 | 4 | 8): ScaledJpe
 
 /** The decode, its pixels left in the module's memory. */
 function decodeInModule(bytes: Buffer, denom: number): { width: number; height: number } | undefined {
-  const jpeg = jpegModule();
+  const jpeg = wasmInstance();
   const at = jpeg.jw_input(bytes.length);
   if (at === 0) return undefined;
   new Uint8Array(jpeg.memory.buffer, at, bytes.length).set(bytes);
@@ -68,7 +68,7 @@ export function decodeJpegShrunk(bytes: Buffer, size: number): SmallImage | unde
   try {
     const scaled = decodeInModule(bytes, jpegShrinkOnLoad(width, height, size));
     if (!scaled || scaled.width < size || scaled.height < size) return undefined;
-    const jpeg = jpegModule();
+    const jpeg = wasmInstance();
     const pixels = reduceWith(jpeg.jw_output(), scaled.width, scaled.height, size, reduceInModule);
     return { rgb: new Uint8Array(jpeg.memory.buffer, pixels, size * size * 3).slice(), width, height };
   } catch {
@@ -79,7 +79,7 @@ export function decodeJpegShrunk(bytes: Buffer, size: number): SmallImage | unde
 }
 
 function reduceInModule(pixels: number, width: number, height: number, f: FixedTaps, horizontal: boolean): number {
-  const jpeg = jpegModule();
+  const jpeg = wasmInstance();
   const start = jpeg.jw_alloc(f.start.byteLength);
   const weights = jpeg.jw_alloc(f.weights.byteLength);
   if (!start || !weights) throw new Error('out of WebAssembly memory');

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import mozjpegFactory from '@jsquash/jpeg/codec/dec/mozjpeg_dec.js';
 import { PNG } from 'pngjs';
-import { module as wasmModule, releaseIfLarge, type WasmExports } from './wasm-module.js';
+import { releaseIfLarge, wasmInstance, type WasmExports } from './wasm-module.js';
 
 /**
  * Small images decoded on the calling thread. libvips spends ~1.3 ms of CPU per image on pipeline
@@ -413,7 +413,7 @@ function to8(acc: Int32Array, out: Uint8Array, at: number, f: FixedTaps): void {
 export function resizeFill(rgb: Uint8Array, width: number, height: number, size: number): Uint8Array {
   if (size <= width && size <= height) return reduceWith(rgb, width, height, size, fixedPass);
   try {
-    return enlargeInModule(wasmModule(), rgb, width, height, size);
+    return enlargeInModule(wasmInstance(), rgb, width, height, size);
   } finally {
     releaseIfLarge();
   }

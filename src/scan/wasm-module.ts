@@ -38,7 +38,7 @@ const instantiate = (): WasmExports => new Wasm.Instance(compiled, {
 let instance = instantiate();
 
 /** This thread's instance (replaced by releaseIfLarge: do not keep it across images). */
-export const module = (): WasmExports => instance;
+export const wasmInstance = (): WasmExports => instance;
 
 /**
  * WebAssembly memory never shrinks: after a file that needed more than this (a large progressive
