@@ -4,7 +4,7 @@ import { decodeImage, readImage, type ReadResult } from '../scan/decode.js';
 import type { Progress } from '../util/progress-types.js';
 import type { LoadedModel } from './model-card.js';
 import type { EmbedRuntime, EncodedImage } from './runtime.js';
-import { applyView, writeNormalised } from './views.js';
+import { viewBatch } from './views.js';
 
 export interface EmbedStageOptions {
   sourceIds: number[];
@@ -174,15 +174,8 @@ function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, 
 
 async function embedHashes(model: LoadedModel, runtime: EmbedRuntime, views: number, images: Map<string, Uint8Array>): Promise<EmbeddingRow[]> {
   if (images.size === 0) return [];
-  const { size, mean, std } = model.card.input;
   const dims = model.card.output.dims;
-  const count = images.size * views;
-  const pixels = new Float32Array(count * 3 * size * size);
-  let slot = 0;
-  for (const rgb of images.values()) {
-    for (let v = 0; v < views; v++) writeNormalised(applyView(rgb, size, v), size, mean, std, pixels, slot++);
-  }
-  const out = await runtime.embed(pixels, count);
+  const out = await runtime.embed(viewBatch([...images.values()], views, model.card.input), images.size * views);
   const rows: EmbeddingRow[] = [];
   let i = 0;
   for (const hash of images.keys()) {

@@ -51,3 +51,14 @@ export function writeNormalised(rgb: Uint8Array, n: number, mean: readonly numbe
     for (let p = 0; p < plane; p++) dst[off + p] = rgb[p * 3 + c]! * scale - shift;
   }
 }
+
+/** One model batch: every image in `views` views (image-major, view-minor), normalised. */
+export function viewBatch(rgbs: readonly Uint8Array[], views: number, input: { size: number; mean: readonly number[]; std: readonly number[] }): Float32Array {
+  const { size, mean, std } = input;
+  const pixels = new Float32Array(rgbs.length * views * 3 * size * size);
+  let slot = 0;
+  for (const rgb of rgbs) {
+    for (let v = 0; v < views; v++) writeNormalised(applyView(rgb, size, v), size, mean, std, pixels, slot++);
+  }
+  return pixels;
+}
