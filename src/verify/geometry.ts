@@ -1,0 +1,57 @@
+/**
+ * The verifier's fixed parameters and the shapes its implementations share (the TypeScript
+ * reference and the compiled kernel). Changing any of them changes every stored score, so they
+ * are part of the verifier's id (VERIFIER_ID), which the catalog keeps beside each score.
+ */
+import { createHash } from 'node:crypto';
+
+const ZOOMS = [0.5, 0.6, 0.72, 0.86, 1.0, 1.19, 1.41, 1.68, 2.0];
+const ANGLES_DEG = [-20, -10, 0, 10, 20];
+
+export const GEOMETRY = Object.freeze({
+  /** Side of the planes compared (the model's input size). */
+  size: 64,
+  /** Side of the coarse search (2×2 means of the fine plane). */
+  coarse: 32,
+  /** Band-pass: fine blur minus the local mean; divided by local RMS (+eps, in luma units). */
+  fineSigma: 1,
+  localSigma: 4,
+  eps: 0.5,
+  /** Coarse hypotheses (zoom of D inside U, rotation in radians): zoom below 1 covers borders, zoom-outs and expanded rotations. */
+  hypotheses: Object.freeze(ZOOMS.flatMap((z) => ANGLES_DEG.map((a) => Object.freeze([z, (a * Math.PI) / 180] as const)))),
+  /** Coarse hypotheses carried to the fine stage, best phase-correlation peaks first. */
+  keep: 2,
+  /** Gauss–Newton iterations of the affine refinement. */
+  iterations: 4,
+  /** The cascade: an alignment scoring below this before refinement is not refined. */
+  refineFrom: 0.2,
+  /** Share of the upstream image the aligned downstream image must cover before the score is scaled down. */
+  minOverlap: 0.35,
+  /** Zooms outside this range are not copies this verifier can vouch for. */
+  minZoom: 0.4,
+  maxZoom: 2.6,
+});
+
+export const VERIFIER_ID = `align-v1@${createHash('sha1').update(JSON.stringify(GEOMETRY)).digest('hex').slice(0, 12)}`;
+
+/**
+ * Upstream pixel (x, y) → downstream pixel (a·x + b·y + c, d·x + e·y + f), both on the 64-grid
+ * with pixel centres at integers: [a, b, c, d, e, f].
+ */
+export type Affine = [number, number, number, number, number, number];
+
+/** One image's planes: the band-passed, locally normalised luma at 64×64 and 32×32. */
+export interface PreparedPlane { fine: Float32Array; coarse: Float32Array }
+
+/** The best alignment of a pair and what it scored. */
+export interface Alignment {
+  /** The decision score: `ncc`, scaled down for small overlap, 0 for an implausible zoom. */
+  score: number;
+  ncc: number;
+  /** Share of the upstream image whose source lies inside the downstream image. */
+  overlap: number;
+  affine: Affine;
+  /** Best coarse phase-correlation peak. */
+  peak: number;
+  refined: boolean;
+}
