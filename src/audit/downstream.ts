@@ -71,5 +71,14 @@ function copyDownstream(source: Database.Database, catalog: Catalog, modelId: st
       const r = e as { hash: string; model_id: string; views: number; vectors: Buffer };
       put.run(r.hash, r.model_id, r.views, r.vectors);
     }
+    // The verify stage's planes, when the prepared catalog has them (else they are made on first use).
+    if (source.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'planes'").get()) {
+      const planes = source.prepare(`SELECT p.* FROM planes p WHERE p.hash IN (SELECT hash FROM images WHERE ${inSources} AND status = 'ok')`);
+      const putPlane = catalog.db.prepare('INSERT OR IGNORE INTO planes (hash, size, luma) VALUES (?, ?, ?)');
+      for (const row of planes.iterate(...ids)) {
+        const r = row as { hash: string; size: number; luma: Buffer };
+        putPlane.run(r.hash, r.size, r.luma);
+      }
+    }
   }).immediate();
 }

@@ -1,8 +1,10 @@
 import { resolveOptions, type RawOptions, type ResolvedOptions } from '../config/options.js';
-import { runDecodeOnly, runEmbed } from '../embed/run.js';
+import { runDecodeOnly, runEmbed, type EmbedStageOptions } from '../embed/run.js';
 import { VIEWS } from '../embed/views.js';
 import { buildIndex, type DownstreamIndex } from '../index/hnsw.js';
-import { applyThreshold, MatchCursor, type MatchResult } from '../match/run.js';
+import { applyThreshold, MatchCursor, type MatchOptions, type MatchResult } from '../match/run.js';
+import { createAligner } from '../verify/aligner.js';
+import { ensurePlanes, PairVerifier, PlaneStore } from '../verify/run.js';
 import { writePurgePlan, type PurgeResult, type PurgeSelection } from '../purge/outputs.js';
 import { writeReport, type Summary } from '../report/write.js';
 import { SILENT, type Progress } from '../util/progress-types.js';
@@ -50,10 +52,10 @@ async function withSession<T>(command: string, options: ResolvedOptions, fn: (s:
   }
 }
 
-async function embedSide(s: Session, sourceIds: number[], views: number, label: string, p: Progress, afterCommit?: (lastId: number) => void) {
+async function embedSide(s: Session, sourceIds: number[], views: number, label: string, p: Progress, afterCommit?: (lastId: number) => void, planes?: EmbedStageOptions['planes']) {
   const runtime = await s.runtime();
   p.start(label, undefined);
-  const r = await runEmbed(s.catalog, s.model, runtime, { sourceIds, views, batchSize: s.options.batchSize, concurrency: s.options.concurrency, afterCommit }, p);
+  const r = await runEmbed(s.catalog, s.model, runtime, { sourceIds, views, batchSize: s.options.batchSize, concurrency: s.options.concurrency, afterCommit, planes }, p);
   p.done(`${r.decoded} decoded, ${r.failed} failed, ${r.embedded} embedded, ${r.reused} reused`);
   return r;
 }
@@ -63,27 +65,46 @@ function indexFor(s: Session, downIds: number[], p: Progress): DownstreamIndex {
   return buildIndex(s.catalog, { sourceIds: downIds, modelId: s.model.id, views: VIEWS.length, dims: s.model.card.output.dims, path: s.indexPath, sharedPath }, p);
 }
 
-function matchCursor(s: Session, index: DownstreamIndex, upIds: number[], downIds: number[]): MatchCursor {
+function matchCursor(s: Session, index: DownstreamIndex, upIds: number[], downIds: number[], verify?: MatchOptions['verify']): MatchCursor {
   return new MatchCursor(s.catalog, index, {
     modelId: s.model.id, upstreamSourceIds: upIds, downstreamSourceIds: downIds,
-    threshold: s.threshold, floor: s.floor, k: s.options.k, pageSize: 512,
+    rule: s.rule, floor: s.floor, k: s.options.k, pageSize: 512, verify,
   });
 }
 
-function finishMatch(cursor: MatchCursor, p: Progress): MatchResult {
+/**
+ * The verify stage of a session, when on: every downstream image's plane stored (decoded again
+ * only for catalogs made before the stage existed), a verifier, and the store the upstream
+ * embed stage hands its planes to.
+ */
+async function verifyStage(s: Session, downIds: number[], p: Progress): Promise<MatchOptions['verify']> {
+  if (!s.rule.verify) return undefined;
+  const size = s.model.card.input.size;
+  await ensurePlanes(s.catalog, downIds, size, s.options.concurrency, p);
+  p.done();
+  return { verifier: new PairVerifier(s.catalog, createAligner(), size), store: new PlaneStore(), size };
+}
+
+async function finishMatch(cursor: MatchCursor, p: Progress, timings?: Timings, verify?: MatchOptions['verify']): Promise<MatchResult> {
   p.start('match', undefined);
-  const r = cursor.finish(p);
-  p.done(`${r.matches} matches among ${r.candidates} candidates`);
+  const r = await cursor.finish(p);
+  p.done(`${r.matches} matches among ${r.candidates} candidates${verify ? `, ${r.verified} verified` : ''}`);
+  if (timings && verify) {
+    // Verification runs inside matching (and embedding, which matching follows): its own share.
+    timings.verify = Math.round(verify.verifier.stats.ms) / 1000;
+    timings.verifyPairs = verify.verifier.stats.pairs;
+    timings.verifyDecoded = verify.verifier.stats.decoded;
+  }
   return r;
 }
 
 async function outputs(s: Session, sel: PurgeSelection, timings: Timings, runtimeName: string): Promise<{ purge: PurgeResult; summary: Summary }> {
-  applyThreshold(s.catalog, s.model.id, s.threshold);
+  applyThreshold(s.catalog, s.model.id, s.rule);
   const purge = await timed(timings, 'purge', () => writePurgePlan(s.catalog, sel, s.options.out));
   const summary = await timed(timings, 'report', () => writeReport(s.catalog, sel, purge, {
     version: VERSION,
     model: { id: s.model.id, name: s.model.card.name, sha256: s.model.card.sha256, runtime: runtimeName },
-    threshold: s.threshold, floor: s.floor, timings, catalog: s.catalog.path,
+    threshold: s.threshold, floor: s.floor, verify: s.rule.verify, timings, catalog: s.catalog.path,
   }, s.options.out));
   return { purge, summary };
 }
@@ -104,13 +125,15 @@ export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<Audi
       return listSources(s.catalog, 'upstream', options.upstream, options.followLinks, p, options.shard);
     });
     const downIds = sourceIdsFor(s.catalog, 'downstream', options.downstream);
-    await timed(timings, 'embedDownstream', () => embedSide(s, downIds, VIEWS.length, 'embed downstream', p));
+    await timed(timings, 'embedDownstream', () => embedSide(s, downIds, VIEWS.length, 'embed downstream', p, undefined, 'catalog'));
     const index = await timed(timings, 'index', () => indexFor(s, downIds, p));
-    // Matching follows the upstream embedding page by page, on the main thread while the model
-    // works on the next pages; what is left (a resumed run's backlog) finishes after it.
-    const cursor = matchCursor(s, index, upIds, downIds);
-    await timed(timings, 'embedUpstream', () => embedSide(s, upIds, 1, 'embed upstream', p, (lastId) => cursor.advance(lastId, 1)));
-    await timed(timings, 'match', () => finishMatch(cursor, p));
+    const verify = await timed(timings, 'planes', () => verifyStage(s, downIds, p));
+    // Matching (and verifying) follows the upstream embedding page by page, on the main thread
+    // while the model works on the next pages, with each upstream image's luma handed over from
+    // its decode; what is left (a resumed run's backlog) finishes after it.
+    const cursor = matchCursor(s, index, upIds, downIds, verify);
+    await timed(timings, 'embedUpstream', () => embedSide(s, upIds, 1, 'embed upstream', p, (lastId) => cursor.advance(lastId, 1), verify && ((planes) => verify.store.put(planes))));
+    await timed(timings, 'match', () => finishMatch(cursor, p, timings, verify));
     const { summary } = await outputs(s, { modelId: s.model.id, upstreamIds: upIds, downstreamIds: downIds }, timings, options.runtime);
     return { summary, matched: summary.counts.removed, outDir: options.out };
   });
@@ -139,7 +162,7 @@ export async function prepare(raw: RawOptions, hooks: RunHooks = {}): Promise<Pr
   const p = hooks.progress ?? SILENT;
   return withSession('prepare', options, async (s, timings) => {
     const downIds = await timed(timings, 'list', () => listSources(s.catalog, 'downstream', options.downstream, options.followLinks, p));
-    const r = await timed(timings, 'embedDownstream', () => embedSide(s, downIds, VIEWS.length, 'embed downstream', p));
+    const r = await timed(timings, 'embedDownstream', () => embedSide(s, downIds, VIEWS.length, 'embed downstream', p, undefined, 'catalog'));
     const idx = await timed(timings, 'index', () => indexFor(s, downIds, p));
     markPrepared(s.catalog, s.model.id, idx.fingerprint);
     return { images: idx.ids.length, embedded: r.embedded, failed: r.failed, db: s.catalog.path, index: s.indexPath };
@@ -168,7 +191,7 @@ export async function embed(raw: RawOptions, hooks: RunHooks = {}) {
   const options = resolveOptions(raw);
   const p = hooks.progress ?? SILENT;
   return withSession('embed', options, async (s) => ({
-    downstream: await embedSide(s, sourceIdsFor(s.catalog, 'downstream', options.downstream), VIEWS.length, 'embed downstream', p),
+    downstream: await embedSide(s, sourceIdsFor(s.catalog, 'downstream', options.downstream), VIEWS.length, 'embed downstream', p, undefined, 'catalog'),
     upstream: await embedSide(s, sourceIdsFor(s.catalog, 'upstream', options.upstream), 1, 'embed upstream', p),
   }));
 }
@@ -182,13 +205,19 @@ export async function index(raw: RawOptions, hooks: RunHooks = {}) {
   });
 }
 
-/** Stage `match`: query every upstream embedding; re-running with only a new threshold re-decides. */
+/**
+ * Stage `match` (with `verify`): query every upstream embedding and verify the candidates (run
+ * alone, upstream images are decoded again for it); re-running with only a new threshold
+ * re-decides from the stored scores.
+ */
 export async function match(raw: RawOptions, hooks: RunHooks = {}): Promise<MatchResult> {
   const options = resolveOptions(raw);
   const p = hooks.progress ?? SILENT;
-  return withSession('match', options, async (s) => {
+  return withSession('match', options, async (s, timings) => {
     const downIds = sourceIdsFor(s.catalog, 'downstream', options.downstream);
-    return finishMatch(matchCursor(s, indexFor(s, downIds, p), sourceIdsFor(s.catalog, 'upstream', options.upstream), downIds), p);
+    const index = indexFor(s, downIds, p);
+    const verify = await verifyStage(s, downIds, p);
+    return finishMatch(matchCursor(s, index, sourceIdsFor(s.catalog, 'upstream', options.upstream), downIds, verify), p, timings, verify);
   });
 }
 
@@ -211,7 +240,7 @@ export async function purge(raw: RawOptions, o: PurgeOptions = {}) {
   return withSession('purge', options, async (s, timings) => {
     const sel = { modelId: s.model.id, upstreamIds: sourceIdsFor(s.catalog, 'upstream', options.upstream), downstreamIds: sourceIdsFor(s.catalog, 'downstream', options.downstream) };
     if (o.undo) return { removed: 0, kept: 0, undone: undoPurge(s.catalog) };
-    applyThreshold(s.catalog, s.model.id, s.threshold);
+    applyThreshold(s.catalog, s.model.id, s.rule);
     const plan = await timed(timings, 'purge', () => writePurgePlan(s.catalog, sel, options.out));
     const applied = o.apply ? applyPurge(s.catalog, plan.removedRows, o.apply as PurgeAction, o.to, sel.upstreamIds) : undefined;
     return { removed: plan.removed, kept: plan.kept, applied };

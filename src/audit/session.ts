@@ -8,6 +8,10 @@ import type { Progress } from '../util/progress-types.js';
 import { createHash } from 'node:crypto';
 import { ConfigError, StateError } from '../errors.js';
 import { VERSION } from '../version.js';
+import type { DecisionRule } from '../verify/run.js';
+
+/** Verification defaults for a model card without a calibrated `verify` section. */
+export const VERIFY_FALLBACK = Object.freeze({ threshold: 0.5, floor: 0.5 });
 
 /** Used when a model card carries no calibrated threshold (an uncalibrated custom model). */
 export const FALLBACK_THRESHOLD = 0.8;
@@ -23,8 +27,11 @@ export interface Session {
   options: ResolvedOptions;
   catalog: Catalog;
   model: LoadedModel;
+  /** Threshold of the deciding score (rule.threshold). */
   threshold: number;
+  /** Cosine floor of the candidates. */
   floor: number;
+  rule: DecisionRule;
   indexPath: string;
   runtime(): Promise<EmbedRuntime>;
   close(): Promise<void>;
@@ -36,11 +43,10 @@ export const indexPathFor = (db: string, modelName: string) => `${db}.${modelNam
 export function openSession(options: ResolvedOptions): Session {
   const model = loadModel(options.model);
   const catalog = Catalog.open(options.db, { waitMs: options.waitMs, leaseHeld: options.leaseHeld });
-  const threshold = options.threshold ?? model.card.threshold ?? FALLBACK_THRESHOLD;
-  const floor = options.floor ?? Math.max(-1, threshold - FLOOR_MARGIN);
+  const { threshold, floor } = decisionDefaults(options, model);
   let runtime: Promise<EmbedRuntime> | undefined;
   return {
-    options, catalog, model, threshold, floor,
+    options, catalog, model, threshold, floor, rule: { verify: options.verify, threshold },
     indexPath: indexPathFor(options.db, model.card.name),
     runtime: () => (runtime ??= createRuntime(options.runtime, model, { threads: options.threads })),
     async close() {
@@ -48,6 +54,20 @@ export function openSession(options: ResolvedOptions): Session {
       catalog.close();
     },
   };
+}
+
+/**
+ * The threshold and the candidates' floor, from the options or the model card. With verification
+ * the threshold is on the verified score and the floor is the card's retrieval floor; with
+ * `--verify off`, both are cosines and the floor sits just below the threshold.
+ */
+export function decisionDefaults(options: Pick<ResolvedOptions, 'threshold' | 'floor' | 'verify'>, model: LoadedModel): { threshold: number; floor: number } {
+  if (options.verify) {
+    const card = model.card.verify;
+    return { threshold: options.threshold ?? card?.threshold ?? VERIFY_FALLBACK.threshold, floor: options.floor ?? card?.floor ?? VERIFY_FALLBACK.floor };
+  }
+  const threshold = options.threshold ?? model.card.threshold ?? FALLBACK_THRESHOLD;
+  return { threshold, floor: options.floor ?? Math.max(-1, threshold - FLOOR_MARGIN) };
 }
 
 /** List every source of one role into the catalog (new files pending, changed files re-decoded). */

@@ -28,6 +28,8 @@ export interface RawOptions {
   runtime?: string;
   threshold?: number | string;
   floor?: number | string;
+  /** 'on' (default): decide by the verify stage's alignment score; 'off': by cosine alone. */
+  verify?: string | boolean;
   k?: number | string;
   concurrency?: number | string;
   batchSize?: number | string;
@@ -55,10 +57,12 @@ export interface ResolvedOptions {
   db: string;
   model: string;
   runtime: RuntimeName;
-  /** Undefined: use the model card's calibrated threshold. */
+  /** Threshold on the deciding score (verified score, or cosine with verify off). Undefined: the model card's. */
   threshold: number | undefined;
-  /** Undefined: threshold − 0.15. */
+  /** Cosine at or above which a retrieved pair is a candidate. Undefined: the model card's (cosine: threshold − 0.05). */
   floor: number | undefined;
+  /** Decide by the verify stage (alignment) rather than by cosine alone. */
+  verify: boolean;
   k: number;
   concurrency: number;
   batchSize: number;
@@ -94,6 +98,12 @@ function num(name: string, raw: number | string | undefined, lo: number, hi: num
   return v;
 }
 
+function parseSwitch(name: string, raw: string | boolean): boolean {
+  if (typeof raw === 'boolean') return raw;
+  if (raw === 'on' || raw === 'off') return raw === 'on';
+  throw invalidOption(name, 'on or off', raw);
+}
+
 const cleanPaths = (xs: string[] | undefined) => (xs ?? []).map((p) => (p.includes('*') || p.includes(':') ? p : normalize(p).replace(/\/+$/, '') || '/'));
 
 /** Validate and default every option. Throws ConfigError naming the option and what to change. */
@@ -106,7 +116,8 @@ export function resolveOptions(raw: RawOptions, needs: { out?: boolean } = {}): 
   if (!(keep in KEEP_POLICIES)) throw invalidOption('keep', `one of ${Object.keys(KEEP_POLICIES).join(', ')}`, keep);
   const threshold = num('threshold', raw.threshold, -1, 1, false);
   const floor = num('floor', raw.floor, -1, 1, false);
-  if (threshold !== undefined && floor !== undefined && floor > threshold) {
+  const verify = parseSwitch('verify', raw.verify ?? 'on');
+  if (!verify && threshold !== undefined && floor !== undefined && floor > threshold) {
     throw new ConfigError(`floor (${floor}) must not exceed threshold (${threshold}): candidates between floor and threshold are what candidates.csv shows`, 'E_CONFIG');
   }
   const cores = availableParallelism();
@@ -120,6 +131,7 @@ export function resolveOptions(raw: RawOptions, needs: { out?: boolean } = {}): 
     runtime: runtime as RuntimeName,
     threshold,
     floor,
+    verify,
     k: num('k', raw.k, 1, 1000, true) ?? 10,
     concurrency: num('concurrency', raw.concurrency, 1, 256, true) ?? Math.max(2, cores * 2),
     // 32: the activations of a batch stay in L2; measured cheaper per image than 64 or 256 (scripts/bench.ts).

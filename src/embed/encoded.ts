@@ -2,6 +2,7 @@ import { decodeRead } from '../scan/decode.js';
 import type { LoadedModel } from './model-card.js';
 import type { DecodedBatch, EmbedRuntime, EncodedImage } from './runtime.js';
 import { viewBatch } from './views.js';
+import { lumaOfRgb } from '../verify/luma.js';
 
 /**
  * Decode a batch of read images, then embed those marked for it in `views` views, in one model
@@ -13,5 +14,9 @@ export async function decodeAndEmbed(model: LoadedModel, runtime: EmbedRuntime, 
   const decoded = await Promise.all(images.map((image) => decodeRead(Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength), '', image.format === 'cifar' ? 'cifar' : null, { size })));
   const wanted = decoded.flatMap((d, i) => (d.ok && images[i]!.embed ? [d.rgb!] : []));
   const vectors = wanted.length > 0 ? await runtime.embed(viewBatch(wanted, views, model.card.input), wanted.length * views) : new Float32Array(0);
-  return { outcomes: decoded.map((d) => (d.ok ? { ok: true as const, width: d.width, height: d.height } : { ok: false as const, error: d.error })), vectors };
+  const pixels = size * size;
+  const ok = decoded.flatMap((d) => (d.ok ? [d.rgb!] : []));
+  const luma = new Uint8Array(ok.length * pixels);
+  ok.forEach((rgb, i) => luma.set(lumaOfRgb(rgb, pixels), i * pixels));
+  return { outcomes: decoded.map((d) => (d.ok ? { ok: true as const, width: d.width, height: d.height } : { ok: false as const, error: d.error })), vectors, luma };
 }

@@ -27,6 +27,11 @@ export interface ModelCard {
   threshold?: number;
   calibration?: Record<string, unknown>;
   quality?: Record<string, unknown>;
+  /**
+   * The verify stage's calibration for this model: the verified-score threshold and the cosine
+   * floor of the candidates, measured at scale (see `neardup eval --scale`), and its quality table.
+   */
+  verify?: { threshold: number; floor: number; k?: number; verifier?: string; quality?: Record<string, unknown> };
   training?: Record<string, unknown>;
   /** Runtime families that can run these weights (absent: all). The int8 model is onnx-only. */
   runtimes?: string[];

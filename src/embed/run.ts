@@ -5,6 +5,7 @@ import type { Progress } from '../util/progress-types.js';
 import type { LoadedModel } from './model-card.js';
 import type { EmbedRuntime, EncodedImage } from './runtime.js';
 import { viewBatch } from './views.js';
+import { lumaOfRgb } from '../verify/luma.js';
 
 export interface EmbedStageOptions {
   sourceIds: number[];
@@ -14,7 +15,16 @@ export interface EmbedStageOptions {
   concurrency: number;
   /** Called after each page commits, with the page's last image id (pages commit in id order). */
   afterCommit?: (lastId: number) => void;
+  /**
+   * The luma of each decoded image's model input, for the verify stage: 'catalog' stores it with
+   * the page (the downstream side: each test image is then decoded once); a function receives
+   * it before the page's afterCommit (the upstream side, handed to matching in memory).
+   */
+  planes?: 'catalog' | ((planes: ImagePlane[]) => void);
 }
+
+/** One decoded image's luma plane (size² bytes, the model input's luma). */
+export interface ImagePlane { id: number; hash: string; luma: Uint8Array }
 
 export interface EmbedStageResult { decoded: number; failed: number; embedded: number; reused: number }
 
@@ -25,7 +35,7 @@ const IN_FLIGHT = 2;
 
 interface DecodedItem { item: WorkItem; result: Awaited<ReturnType<typeof decodeImage>> }
 interface ReadItem { item: WorkItem; read: ReadResult }
-interface EmbeddedPage { ok: DecodedResult[]; failed: FailedResult[]; embeddings: EmbeddingRow[]; lastId: number }
+interface EmbeddedPage { ok: DecodedResult[]; failed: FailedResult[]; embeddings: EmbeddingRow[]; planes: ImagePlane[]; lastId: number }
 
 /** How a page of work goes through the model: made ready ahead (read, or decoded), then embedded. */
 interface Stage<T> { prepare(page: WorkItem[]): Promise<T[]>; embed(prepared: T[]): Promise<EmbeddedPage> }
@@ -49,8 +59,10 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
     if (page.length > 0) afterId = page[page.length - 1]!.id;
     return page;
   };
+  const size = model.card.input.size;
   const commit = (page: EmbeddedPage) => {
-    catalog.commitDecoded(page.ok, page.failed, model.id, page.embeddings);
+    catalog.commitDecoded(page.ok, page.failed, model.id, page.embeddings, o.planes === 'catalog' ? { size, rows: page.planes } : undefined);
+    if (typeof o.planes === 'function') o.planes(page.planes);
     o.afterCommit?.(page.lastId);
     result.decoded += page.ok.length;
     result.failed += page.failed.length;
@@ -133,33 +145,40 @@ async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: Embe
   const batches = await Promise.all(chunks.map((chunk) => runtime.decodeAndEmbed!(chunk.map((r) => r.image), views)));
   const ok: DecodedResult[] = [];
   const embeddings: EmbeddingRow[] = [];
+  const planes: ImagePlane[] = [];
   const stride = views * model.card.output.dims;
+  const pixels = model.card.input.size ** 2;
   chunks.forEach((chunk, b) => {
-    const { outcomes, vectors } = batches[b]!;
+    const { outcomes, vectors, luma } = batches[b]!;
     let row = 0;
+    let decodedInChunk = 0;
     chunk.forEach(({ item, hash, image }, i) => {
       const outcome = outcomes[i]!;
       if (!outcome.ok) {
         failed.push({ id: item.id, error: outcome.error });
         return;
       }
+      planes.push({ id: item.id, hash, luma: luma.subarray(decodedInChunk * pixels, ++decodedInChunk * pixels) });
       ok.push({ id: item.id, hash, width: outcome.width, height: outcome.height });
       if (image.embed) embeddings.push({ hash, views, vectors: vectors.slice(row * stride, ++row * stride) });
     });
   });
-  return { ok, failed, embeddings, lastId: reads[reads.length - 1]!.item.id };
+  return { ok, failed, embeddings, planes, lastId: reads[reads.length - 1]!.item.id };
 }
 
 function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, decoded: DecodedItem[]): Promise<EmbeddedPage> {
   const ok: DecodedResult[] = [];
   const failed: FailedResult[] = [];
+  const planes: ImagePlane[] = [];
   const toEmbed = new Map<string, Uint8Array>();
+  const pixels = model.card.input.size ** 2;
   for (const { item, result: r } of decoded) {
     if (!r.ok) {
       failed.push({ id: item.id, error: r.error });
       continue;
     }
     ok.push({ id: item.id, hash: r.hash, width: r.width, height: r.height });
+    planes.push({ id: item.id, hash: r.hash, luma: lumaOfRgb(r.rgb!, pixels) });
     if (!toEmbed.has(r.hash)) toEmbed.set(r.hash, r.rgb!);
   }
   // Exact duplicates (same bytes) of anything committed before cost no model time. (A duplicate
@@ -169,7 +188,7 @@ function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, 
   // One model batch per call: the runtime hands concurrent calls to its idle sessions.
   const entries = [...toEmbed];
   const batches = Array.from({ length: Math.ceil(entries.length / batchImages) }, (_, b) => new Map(entries.slice(b * batchImages, (b + 1) * batchImages)));
-  return Promise.all(batches.map((batch) => embedHashes(model, runtime, views, batch))).then((rows) => ({ ok, failed, embeddings: rows.flat(), lastId }));
+  return Promise.all(batches.map((batch) => embedHashes(model, runtime, views, batch))).then((rows) => ({ ok, failed, embeddings: rows.flat(), planes, lastId }));
 }
 
 async function embedHashes(model: LoadedModel, runtime: EmbedRuntime, views: number, images: Map<string, Uint8Array>): Promise<EmbeddingRow[]> {

@@ -27,10 +27,15 @@ export interface EncodedImage {
   embed: boolean;
 }
 
-/** Per image, its size or why it failed; the descriptors of the images to embed that decoded, in order, `views` each. */
+/**
+ * Per image, its size or why it failed; the descriptors of the images to embed that decoded, in
+ * order, `views` each; and the luma of every decoded image's model input (size² bytes each, in
+ * order of the ok outcomes), which the verify stage compares instead of decoding again.
+ */
 export interface DecodedBatch {
   outcomes: ({ ok: true; width: number; height: number } | { ok: false; error: string })[];
   vectors: Float32Array;
+  luma: Uint8Array;
 }
 
 export interface RuntimeOptions {

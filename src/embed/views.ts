@@ -20,18 +20,16 @@ function sourceOf(k: number, n: number, i: number, j: number): [number, number] 
   return [x, y];
 }
 
-/** Apply view k to interleaved RGB pixels of an n×n image. */
-export function applyView(rgb: Uint8Array, n: number, k: number): Uint8Array {
-  if (k === 0) return rgb;
-  const out = new Uint8Array(rgb.length);
+/** Apply view k to an n×n image of interleaved `channels` (3: RGB for the model, 1: luma for the verify stage). */
+export function applyView(pixels: Uint8Array, n: number, k: number, channels = 3): Uint8Array {
+  if (k === 0) return pixels;
+  const out = new Uint8Array(pixels.length);
   for (let j = 0; j < n; j++) {
     for (let i = 0; i < n; i++) {
       const [x, y] = sourceOf(k, n, i, j);
-      const s = (y * n + x) * 3;
-      const d = (j * n + i) * 3;
-      out[d] = rgb[s]!;
-      out[d + 1] = rgb[s + 1]!;
-      out[d + 2] = rgb[s + 2]!;
+      const s = (y * n + x) * channels;
+      const d = (j * n + i) * channels;
+      for (let c = 0; c < channels; c++) out[d + c] = pixels[s + c]!;
     }
   }
   return out;

@@ -1,34 +1,31 @@
 import { createHash } from 'node:crypto';
 import type { Catalog, MatchRow } from '../state/catalog.js';
 import { searchOne, type DownstreamIndex } from '../index/hnsw.js';
-import { VIEWS } from '../embed/views.js';
 import type { Progress } from '../util/progress-types.js';
+import { decideCandidate, decisionOf, explain, verifyBacklog, type AlignmentRecord, type DecisionRule, type PairVerifier, type PlaneStore } from '../verify/run.js';
 
 export interface MatchOptions {
   modelId: string;
   upstreamSourceIds: number[];
   downstreamSourceIds: number[];
-  /** Cosine at or above which a candidate is a match. */
-  threshold: number;
-  /** Candidates at or above this are kept (and shown in candidates.csv) even when below threshold. */
+  /** How candidates are decided (verified score or cosine, and the threshold). */
+  rule: DecisionRule;
+  /** Candidates at or above this cosine are kept (and verified, and shown in candidates.csv). */
   floor: number;
   /** Downstream images considered per upstream query. */
   k: number;
   /** Upstream queries committed per transaction. */
   pageSize: number;
+  /**
+   * The verify stage, when on: candidates are verified as their page is matched when the upstream
+   * plane is at hand in `store` (handed over by the embed stage), else in a pass after matching.
+   */
+  verify?: { verifier: PairVerifier; store: PlaneStore; size: number };
 }
 
-export interface MatchResult { queried: number; candidates: number; matches: number; exact: number; resumedFrom: number }
+export interface MatchResult { queried: number; candidates: number; matches: number; exact: number; resumedFrom: number; verified: number }
 
-export const decide = (score: number, threshold: number): MatchRow['decision'] => (score >= threshold ? 'match' : 'below-threshold');
-
-export function reasonFor(kind: MatchRow['kind'], score: number, view: number, threshold: number): string {
-  if (kind === 'exact') return 'exact duplicate: byte-identical image data';
-  const rel = score >= threshold ? '≥' : '<';
-  return `cosine ${score.toFixed(4)} ${rel} threshold ${threshold} (view ${VIEWS[view] ?? view})`;
-}
-
-/** Everything that changes which candidates exist; the threshold only changes decisions. */
+/** Everything that changes which candidates exist; the threshold and the verify rule only change decisions. */
 function fingerprintOf(o: MatchOptions, index: DownstreamIndex): string {
   return createHash('sha1').update(JSON.stringify([o.modelId, o.upstreamSourceIds, o.downstreamSourceIds, o.floor, o.k, index.fingerprint])).digest('hex');
 }
@@ -36,9 +33,10 @@ function fingerprintOf(o: MatchOptions, index: DownstreamIndex): string {
 /**
  * Queries upstream images against the downstream index in upstream id order. Upstream embeddings
  * stream from the catalog a page at a time (memory grows with the downstream side only); each
- * page's candidates (exact pairs and embedding hits) and the resume point commit together, so a
- * killed match resumes without redoing or doubling. `advance` can follow the embed stage while it
- * runs, up to the last id it committed; `finish` does the rest and decides at the threshold.
+ * page's candidates (exact pairs and embedding hits), their verification and the resume point
+ * commit together, so a killed match resumes without redoing or doubling. `advance` can follow
+ * the embed stage while it runs, up to the last id it committed; `finish` does the rest,
+ * verifies what is left and decides.
  */
 export class MatchCursor {
   private afterId: number;
@@ -54,7 +52,7 @@ export class MatchCursor {
     }
     this.afterId = state.last_upstream_id;
     this.done = state.done === 1;
-    this.result = { queried: 0, candidates: 0, matches: 0, exact: 0, resumedFrom: state.last_upstream_id };
+    this.result = { queried: 0, candidates: 0, matches: 0, exact: 0, resumedFrom: state.last_upstream_id, verified: 0 };
   }
 
   /** Match committed upstream images with ids up to `untilId`, at most `maxPages` pages. */
@@ -64,21 +62,26 @@ export class MatchCursor {
       if (page.length === 0) break;
       const lastId = page[page.length - 1]!.id;
       this.catalog.commitMatches(this.o.modelId, this.pageRows(page, lastId), lastId, false);
+      this.o.verify?.store.releaseUpTo(lastId);
       this.afterId = lastId;
       this.result.queried += page.length;
       progress?.tick(page.length);
     }
   }
 
-  /** Match everything left, mark the match complete, and decide every candidate at the threshold. */
-  finish(progress: Progress): MatchResult {
+  /** Match everything left, verify what is unverified, mark the match complete, and decide every candidate. */
+  async finish(progress: Progress): Promise<MatchResult> {
     if (!this.done) {
       this.advance(Number.MAX_SAFE_INTEGER, Number.POSITIVE_INFINITY, progress);
       // Byte-identical copies need no embedding: also those whose pages the loop never saw.
       this.catalog.commitMatches(this.o.modelId, this.exactRows(this.afterId, Number.MAX_SAFE_INTEGER), this.afterId, true);
       this.done = true;
     }
-    applyThreshold(this.catalog, this.o.modelId, this.o.threshold);
+    if (this.o.verify) {
+      const { verifier, store, size } = this.o.verify;
+      this.result.verified += await verifyBacklog(this.catalog, this.o.modelId, verifier, store, this.o.rule, size, progress);
+    }
+    applyThreshold(this.catalog, this.o.modelId, this.o.rule);
     const counts = this.catalog.db.prepare(`SELECT COUNT(*) AS candidates, SUM(decision = 'match') AS matches, SUM(kind = 'exact') AS exact FROM matches WHERE model_id = ?`)
       .get(this.o.modelId) as { candidates: number; matches: number | null; exact: number | null };
     return { ...this.result, candidates: counts.candidates, matches: counts.matches ?? 0, exact: counts.exact ?? 0 };
@@ -86,30 +89,40 @@ export class MatchCursor {
 
   private exactRows(afterId: number, untilId: number): MatchRow[] {
     return this.catalog.exactPairs(this.o.upstreamSourceIds, this.o.downstreamSourceIds, afterId, untilId).map((p): MatchRow => ({
-      ...p, score: 1, view: 0, kind: 'exact', decision: 'match', reason: reasonFor('exact', 1, 0, this.o.threshold),
+      ...p, score: 1, view: 0, kind: 'exact', decision: 'match', reason: explain('exact', 1, 0, null, null, this.o.rule), verifyScore: null, alignment: null,
     }));
   }
 
-  /** Exact pairs of the page's id range, then embedding hits for pairs not already exact. */
+  /** Exact pairs of the page's id range, then embedding hits for pairs not already exact, verified when the upstream plane is at hand. */
   private pageRows(page: { id: number; vectors: Float32Array }[], lastId: number): MatchRow[] {
     const rows = this.exactRows(this.afterId, lastId);
     const exact = new Set(rows.map((r) => `${r.upstreamId}:${r.downstreamId}`));
     for (const u of page) {
-      for (const hit of searchOne(this.index, u.vectors.subarray(0, this.index.dims), this.o.k, this.o.floor)) {
-        if (exact.has(`${u.id}:${hit.downstreamId}`)) continue;
+      const hits = searchOne(this.index, u.vectors.subarray(0, this.index.dims), this.o.k, this.o.floor).filter((h) => !exact.has(`${u.id}:${h.downstreamId}`));
+      if (hits.length === 0) continue;
+      const luma = this.o.verify?.store.take(u.id);
+      const verified = luma ? this.o.verify!.verifier.verify(u.id, luma, hits) : undefined;
+      if (verified) this.result.verified += verified.length;
+      hits.forEach((hit, i) => {
+        const v = verified?.[i];
+        const decided = v
+          ? decisionOf(v, hit.score, this.o.rule)
+          : { decision: decideCandidate('embedding', hit.score, null, this.o.rule), reason: explain('embedding', hit.score, hit.view, null, null, this.o.rule) };
         rows.push({
-          upstreamId: u.id, downstreamId: hit.downstreamId, score: hit.score, view: hit.view, kind: 'embedding',
-          decision: decide(hit.score, this.o.threshold), reason: reasonFor('embedding', hit.score, hit.view, this.o.threshold),
+          upstreamId: u.id, downstreamId: hit.downstreamId, score: hit.score, view: v?.view ?? hit.view, kind: 'embedding',
+          ...decided, verifyScore: v?.verifyScore ?? null, alignment: v?.alignment ?? null,
         });
-      }
+      });
     }
     return rows;
   }
 }
 
-/** Re-decide every stored candidate at a new threshold: no model or index work, and no rows in memory. */
-export function applyThreshold(catalog: Catalog, modelId: string, threshold: number): void {
-  catalog.db.function('neardup_reason', { deterministic: true }, (score, view, t) => reasonFor('embedding', score as number, view as number, t as number));
-  catalog.db.prepare(`UPDATE matches SET decision = CASE WHEN score >= @threshold THEN 'match' ELSE 'below-threshold' END,
-    reason = neardup_reason(score, view, @threshold) WHERE model_id = @modelId AND kind = 'embedding'`).run({ threshold, modelId });
+/** Re-decide every stored candidate under a rule: no model, index or alignment work, and no rows in memory. */
+export function applyThreshold(catalog: Catalog, modelId: string, rule: DecisionRule): void {
+  catalog.db.function('neardup_reason', { deterministic: true }, (score, view, verifyScore, alignment) =>
+    explain('embedding', score as number, view as number, verifyScore as number | null, alignment === null ? null : (JSON.parse(alignment as string) as AlignmentRecord), rule));
+  const scoreColumn = rule.verify ? 'verify_score' : 'score';
+  catalog.db.prepare(`UPDATE matches SET decision = CASE WHEN ${scoreColumn} >= @threshold THEN 'match' ELSE 'below-threshold' END,
+    reason = neardup_reason(score, view, verify_score, alignment) WHERE model_id = @modelId AND kind = 'embedding'`).run({ threshold: rule.threshold, modelId });
 }

@@ -3,10 +3,9 @@ import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { keepLine, writeFileAtomic } from '../purge/outputs.js';
 import { errorsByReason } from '../state/queries.js';
-import { VIEWS } from '../embed/views.js';
 import { byPath } from '../util/order.js';
 import { parseCsv, writeCsvFile } from './csv.js';
-import { CANDIDATES_HEADER, MATCHES_HEADER, labelTable, renderReportFile, type Summary } from './write.js';
+import { CANDIDATES_HEADER, MATCHES_HEADER, labelTable, matchRecord, pairOfRecord, renderReportFile, type Summary } from './write.js';
 
 /**
  * `neardup merge`: combine the outputs of `audit --shard i/N` runs into exactly what one
@@ -35,8 +34,7 @@ export async function mergeShards(dirs: string[], out: string): Promise<Summary>
     }
   }
   mkdirSync(out, { recursive: true });
-  // Shards written before the meta columns existed have 6 columns: their meta is empty.
-  const candidates = shards.flatMap((s) => s.candidates).map((c) => [...c.slice(0, 6), c[6] ?? '', c[7] ?? '']).sort(byScoreThenPaths);
+  const candidates = shards.flatMap((s) => s.candidates).map(currentLayout).sort(byScoreThenPaths);
   const matches = candidates.filter((c) => c[5] === 'match');
   const removed = shards.flatMap((s) => s.removed).sort((a, b) => byPath(a[0]!, b[0]!));
   const keep = shards.flatMap((s) => s.keep).sort(byPath);
@@ -46,19 +44,25 @@ export async function mergeShards(dirs: string[], out: string): Promise<Summary>
     .sort((a, b) => roleRank(a[1]!) - roleRank(b[1]!) || (sourceRank.get(`${a[1]}\0${a[2]}`)! - sourceRank.get(`${b[1]}\0${b[2]}`)!) || byPath(a[0]!, b[0]!));
 
   await writeCsvFile(join(out, 'candidates.csv'), CANDIDATES_HEADER, candidates);
-  await writeCsvFile(join(out, 'matches.csv'), MATCHES_HEADER, matches.map((c) => [...c.slice(0, 4), c[6], c[7]]));
+  await writeCsvFile(join(out, 'matches.csv'), MATCHES_HEADER, matches.map(matchRecord));
   await writeCsvFile(join(out, 'removed.csv'), ['upstream', 'downstream', 'score', 'view', 'reason'], removed);
   await writeCsvFile(join(out, 'errors.csv'), ['path', 'role', 'source', 'reason'], errors);
   writeFileAtomic(join(out, 'keep.txt'), keep.length ? `${keep.map(keepLine).join('\n')}\n` : '');
 
   const summary = mergedSummary(shards.map((s) => s.summary), { candidates, matches, removed, keep, errors });
   writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  const pairs = matches.map((m) => {
-    const view = VIEWS.indexOf(m[3] as (typeof VIEWS)[number]);
-    return { upstream: m[0]!, downstream: m[1]!, score: Number(m[2]), view, kind: m[4] as 'exact' | 'embedding', upstreamMeta: m[6], downstreamMeta: m[7] };
-  });
+  const pairs = matches.map(pairOfRecord);
   await renderReportFile(out, summary, pairs.map((p) => ({ ...p, downstreamSource: downstreamOf(summary, p.downstream) })), candidates.map((c) => Number(c[2])));
   return summary;
+}
+
+/**
+ * A shard's candidates.csv record in this version's columns: shards written before the meta
+ * columns had 6, before the verify stage 8 (their verify columns and reason are left empty).
+ */
+function currentLayout(c: string[]): string[] {
+  if (c.length >= CANDIDATES_HEADER.length) return c;
+  return [...c.slice(0, 6), '', '', '', '', '', '', '', c[6] ?? '', c[7] ?? ''];
 }
 
 function downstreamOf(summary: Summary, path: string): string {

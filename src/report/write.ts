@@ -1,12 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import { reasonFor } from '../match/run.js';
 import { printedScore } from '../util/order.js';
 import type { Catalog } from '../state/catalog.js';
 import { errorRows, errorsByReason, metaCounts, sourceCounts, type CandidateView } from '../state/queries.js';
 import { thumbnailDataUri } from '../scan/decode.js';
 import { scoreText, viewName, writeFileAtomic, type PurgeResult, type PurgeSelection } from '../purge/outputs.js';
+import { VIEWS } from '../embed/views.js';
 import { writeCsvFile } from './csv.js';
 import { renderReport, DEFAULT_MAX_PAIRS, type ReportPair } from './html.js';
 
@@ -15,6 +15,8 @@ export interface ReportMeta {
   model: { id: string; name: string; sha256: string; runtime: string };
   threshold: number;
   floor: number;
+  /** Decided by the verify stage's score (threshold on it) or by cosine alone. */
+  verify: boolean;
   timings: Record<string, number>;
   catalog: string;
 }
@@ -25,6 +27,8 @@ export interface Summary {
   model: ReportMeta['model'];
   threshold: number;
   floor: number;
+  /** What the threshold applies to: 'verified' (the verify stage's alignment score) or 'cosine' (`--verify off`). */
+  decidedBy: 'verified' | 'cosine';
   counts: { upstream: number; upstreamOk: number; downstream: number; downstreamOk: number; errors: number; candidates: number; matches: number; exactDuplicates: number; removed: number; kept: number };
   sources: { role: string; source: string; root: string; images: number; ok: number; errors: number; pending: number }[];
   perDownstream: { source: string; images: number; contaminated: number; matches: number }[];
@@ -103,6 +107,7 @@ export function buildSummary(catalog: Catalog, sel: PurgeSelection, purge: Purge
     model: meta.model,
     threshold: meta.threshold,
     floor: meta.floor,
+    decidedBy: meta.verify ? 'verified' : 'cosine',
     counts: {
       upstream: sum(up, 'images'), upstreamOk: sum(up, 'ok'), downstream: sum(down, 'images'), downstreamOk: sum(down, 'ok'),
       errors: errors.length, candidates: purge.candidates.length, matches: matches.length,
@@ -127,6 +132,9 @@ export function buildSummary(catalog: Catalog, sel: PurgeSelection, purge: Purge
 /** A decided match as the HTML report shows it. */
 export interface PairRow {
   upstream: string; downstream: string; downstreamSource: string; score: number; view: number; kind: 'exact' | 'embedding';
+  reason: string;
+  /** The verified score and the transform found (absent: not verified). */
+  verifyScore?: number | null; transform?: Transform | null;
   /** Each side's meta as printed in the CSVs (JSON text, empty or absent when none). */
   upstreamMeta?: string | null; downstreamMeta?: string | null;
 }
@@ -139,7 +147,7 @@ export async function renderReportFile(outDir: string, summary: Summary, pairs: 
   const limit = pLimit(4);
   const shown = await Promise.all(pairs.slice(0, DEFAULT_MAX_PAIRS).map((m) => limit(async (): Promise<ReportPair> => ({
     upstream: m.upstream, downstream: m.downstream, downstreamSource: m.downstreamSource, score: printedScore(m.score), view: viewName(m.view),
-    reason: reasonFor(m.kind, printedScore(m.score), m.view, summary.threshold),
+    reason: m.reason,
     upstreamThumb: await thumbnailDataUri(m.upstream), downstreamThumb: await thumbnailDataUri(m.downstream),
     upstreamMeta: parseMeta(m.upstreamMeta), downstreamMeta: parseMeta(m.downstreamMeta),
   }))));
@@ -156,23 +164,62 @@ export async function renderReportFile(outDir: string, summary: Summary, pairs: 
   writeFileAtomic(join(outDir, 'report.html'), html);
 }
 
-/** CSV headers; the meta columns (compact JSON, empty when none) come last so positional readers keep working. */
-export const MATCHES_HEADER = ['upstream', 'downstream', 'score', 'view', 'upstream_meta', 'downstream_meta'] as const;
-export const CANDIDATES_HEADER = ['upstream', 'downstream', 'score', 'view', 'kind', 'decision', 'upstream_meta', 'downstream_meta'] as const;
+/**
+ * CSV headers. `score` is the cosine; `verify_score` and the transform (zoom, angle in degrees,
+ * shift as shares of the upstream side, overlap as a share of the upstream image) are the verify
+ * stage's, empty when a pair was not verified; `view` is the downstream view that aligned (or
+ * that the embedding matched). The meta columns (compact JSON, empty when none) come last.
+ */
+export const MATCHES_HEADER = ['upstream', 'downstream', 'score', 'view', 'verify_score', 'zoom', 'angle', 'shift_x', 'shift_y', 'overlap', 'reason', 'upstream_meta', 'downstream_meta'] as const;
+export const CANDIDATES_HEADER = ['upstream', 'downstream', 'score', 'view', 'kind', 'decision', 'verify_score', 'zoom', 'angle', 'shift_x', 'shift_y', 'overlap', 'reason', 'upstream_meta', 'downstream_meta'] as const;
+
+/** The transform columns of a verified pair, as the CSVs print them. */
+export interface Transform { zoom: number; angle: number; shiftX: number; shiftY: number; overlap: number }
+
+export function transformOf(alignment: string | null): Transform | null {
+  if (!alignment) return null;
+  const a = JSON.parse(alignment) as Partial<Transform> & { error?: string };
+  if (a.error || a.zoom === undefined) return null;
+  return { zoom: a.zoom, angle: a.angle!, shiftX: a.shiftX!, shiftY: a.shiftY!, overlap: a.overlap! };
+}
+
+const optional = (x: number | null | undefined, digits: number) => (x === null || x === undefined ? '' : x.toFixed(digits));
+
+/** A candidates.csv record; matches.csv takes the same without kind and decision. */
+export function candidateRecord(c: CandidateView): string[] {
+  const t = transformOf(c.alignment);
+  return [
+    c.upstream, c.downstream, scoreText(c.score), viewName(c.view), c.kind, c.decision, optional(c.verifyScore, 3),
+    optional(t?.zoom, 3), optional(t?.angle, 1), optional(t?.shiftX, 3), optional(t?.shiftY, 3), optional(t?.overlap, 3), c.reason,
+    c.upstreamMeta ?? '', c.downstreamMeta ?? '',
+  ];
+}
+
+/** matches.csv's record from a candidates.csv record (drops kind and decision). */
+export const matchRecord = (candidate: readonly string[]): string[] => [...candidate.slice(0, 4), ...candidate.slice(6)];
+
+/** A candidates.csv record as a report pair (merge rebuilds the report from CSVs). */
+export function pairOfRecord(r: readonly string[]): Omit<PairRow, 'downstreamSource'> {
+  const num = (i: number) => (r[i] === '' || r[i] === undefined ? null : Number(r[i]));
+  const zoom = num(7);
+  return {
+    upstream: r[0]!, downstream: r[1]!, score: Number(r[2]), view: VIEWS.indexOf(r[3] as (typeof VIEWS)[number]), kind: r[4] as PairRow['kind'], reason: r[12] ?? '',
+    verifyScore: num(6), transform: zoom === null ? null : { zoom, angle: num(8)!, shiftX: num(9)!, shiftY: num(10)!, overlap: num(11)! },
+    upstreamMeta: r[13], downstreamMeta: r[14],
+  };
+}
 
 /** matches.csv, candidates.csv, errors.csv, summary.json and report.html, each written atomically. */
 export async function writeReport(catalog: Catalog, sel: PurgeSelection, purge: PurgeResult, meta: ReportMeta, outDir: string): Promise<Summary> {
   mkdirSync(outDir, { recursive: true });
   const matches = purge.candidates.filter((c) => c.decision === 'match');
-  await writeCsvFile(join(outDir, 'matches.csv'), MATCHES_HEADER,
-    matches.map((m) => [m.upstream, m.downstream, scoreText(m.score), viewName(m.view), m.upstreamMeta, m.downstreamMeta]));
-  await writeCsvFile(join(outDir, 'candidates.csv'), CANDIDATES_HEADER,
-    purge.candidates.map((c) => [c.upstream, c.downstream, scoreText(c.score), viewName(c.view), c.kind, c.decision, c.upstreamMeta, c.downstreamMeta]));
+  await writeCsvFile(join(outDir, 'matches.csv'), MATCHES_HEADER, matches.map((m) => matchRecord(candidateRecord(m))));
+  await writeCsvFile(join(outDir, 'candidates.csv'), CANDIDATES_HEADER, purge.candidates.map(candidateRecord));
   const errors = errorRows(catalog, [...sel.upstreamIds, ...sel.downstreamIds]);
   await writeCsvFile(join(outDir, 'errors.csv'), ['path', 'role', 'source', 'reason'], errors.map((e) => [e.path, e.role, e.source, e.error]));
   const summary = buildSummary(catalog, sel, purge, meta);
   writeFileAtomic(join(outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   const sourceNames = new Map(catalog.sources([...sel.downstreamIds]).map((src) => [src.id, src.spec]));
-  await renderReportFile(outDir, summary, matches.map((m) => ({ ...m, downstreamSource: sourceNames.get(m.downstreamSourceId) ?? '' })), purge.candidates.map((c) => c.score));
+  await renderReportFile(outDir, summary, matches.map((m) => ({ ...m, transform: transformOf(m.alignment), downstreamSource: sourceNames.get(m.downstreamSourceId) ?? '' })), purge.candidates.map((c) => c.score));
   return summary;
 }

@@ -25,7 +25,13 @@ export interface EmbeddingRow { hash: string; views: number; vectors: Float32Arr
 export interface MatchRow {
   upstreamId: number; downstreamId: number; score: number; view: number;
   kind: 'exact' | 'embedding'; decision: 'match' | 'below-threshold'; reason: string;
+  /** The verify stage's score and alignment (JSON); null when not verified. */
+  verifyScore: number | null; alignment: string | null;
 }
+/** A candidate the verify stage has not scored yet. */
+export interface UnverifiedPair { upstreamId: number; downstreamId: number; view: number; score: number }
+/** The verify stage's result for one candidate. */
+export interface VerifiedPair { upstreamId: number; downstreamId: number; view: number; verifyScore: number; alignment: string }
 
 export interface OpenOptions {
   /** How long to wait for another run holding the catalog, in ms (0: refuse at once). */
@@ -218,7 +224,7 @@ export class Catalog {
   }
 
   /** One unit of decode/embed work, committed together. */
-  commitDecoded(decoded: DecodedResult[], failed: FailedResult[], modelId: string | undefined, embeddings: EmbeddingRow[]): void {
+  commitDecoded(decoded: DecodedResult[], failed: FailedResult[], modelId: string | undefined, embeddings: EmbeddingRow[], planes?: { size: number; rows: { hash: string; luma: Uint8Array }[] }): void {
     const ok = this.stmt("UPDATE images SET status = 'ok', error = NULL, hash = ?, width = ?, height = ? WHERE id = ?");
     const bad = this.stmt("UPDATE images SET status = 'error', error = ?, hash = NULL WHERE id = ?");
     const emb = this.stmt(`INSERT INTO embeddings(hash, model_id, views, vectors) VALUES (?, ?, ?, ?)
@@ -227,6 +233,7 @@ export class Catalog {
       for (const d of decoded) ok.run(d.hash, d.width, d.height, d.id);
       for (const f of failed) bad.run(f.error, f.id);
       if (modelId) for (const e of embeddings) emb.run(e.hash, modelId, e.views, toBlob(e.vectors));
+      if (planes) this.insertPlanes(planes.size, planes.rows);
     }).immediate();
   }
 
@@ -257,13 +264,64 @@ export class Catalog {
 
   /** Candidates of one page of upstream queries plus the resume point, atomically. */
   commitMatches(modelId: string, rows: MatchRow[], lastUpstreamId: number, done: boolean): void {
-    const insert = this.stmt(`INSERT INTO matches(model_id, upstream_id, downstream_id, score, view, kind, decision, reason)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(model_id, upstream_id, downstream_id) DO UPDATE SET
-      score = excluded.score, view = excluded.view, kind = excluded.kind, decision = excluded.decision, reason = excluded.reason`);
+    const insert = this.stmt(`INSERT INTO matches(model_id, upstream_id, downstream_id, score, view, kind, decision, reason, verify_score, alignment)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(model_id, upstream_id, downstream_id) DO UPDATE SET
+      score = excluded.score, view = excluded.view, kind = excluded.kind, decision = excluded.decision, reason = excluded.reason,
+      verify_score = excluded.verify_score, alignment = excluded.alignment`);
     this.db.transaction(() => {
-      for (const r of rows) insert.run(modelId, r.upstreamId, r.downstreamId, r.score, r.view, r.kind, r.decision, r.reason);
+      for (const r of rows) insert.run(modelId, r.upstreamId, r.downstreamId, r.score, r.view, r.kind, r.decision, r.reason, r.verifyScore, r.alignment);
       this.stmt('UPDATE match_state SET last_upstream_id = ?, done = ? WHERE model_id = ?').run(lastUpstreamId, done ? 1 : 0, modelId);
     }).immediate();
+  }
+
+  /** Embedding candidates not verified by this verifier yet, in upstream order, upstream ids > afterId; whole upstream images only. */
+  unverifiedPairs(modelId: string, verifier: string, afterUpstreamId: number, limit: number): UnverifiedPair[] {
+    const pending = `model_id = ? AND kind = 'embedding' AND (alignment IS NULL OR json_extract(alignment, '$.verifier') IS NOT ?)`;
+    const last = this.stmt(`SELECT upstream_id AS id FROM (SELECT DISTINCT upstream_id FROM matches WHERE ${pending} AND upstream_id > ?
+      ORDER BY upstream_id LIMIT ?) ORDER BY id DESC LIMIT 1`).get(modelId, verifier, afterUpstreamId, limit) as { id: number } | undefined;
+    if (!last) return [];
+    return this.stmt(`SELECT upstream_id AS upstreamId, downstream_id AS downstreamId, view, score FROM matches
+      WHERE ${pending} AND upstream_id > ? AND upstream_id <= ? ORDER BY upstream_id, score DESC`).all(modelId, verifier, afterUpstreamId, last.id) as UnverifiedPair[];
+  }
+
+  /** Verification results, in one transaction with whatever decisions they imply. */
+  commitVerified(modelId: string, pairs: VerifiedPair[], decide: (p: VerifiedPair) => { decision: MatchRow['decision']; reason: string }): void {
+    const update = this.stmt(`UPDATE matches SET verify_score = ?, alignment = ?, view = ?, decision = ?, reason = ?
+      WHERE model_id = ? AND upstream_id = ? AND downstream_id = ?`);
+    this.db.transaction(() => {
+      for (const p of pairs) {
+        const d = decide(p);
+        update.run(p.verifyScore, p.alignment, p.view, d.decision, d.reason, modelId, p.upstreamId, p.downstreamId);
+      }
+    }).immediate();
+  }
+
+  /** Where one image's bytes are (to decode it again when its pixels are not at hand). */
+  imageRef(id: number): WorkItem | undefined {
+    return this.stmt('SELECT id, path, hash, status, container, offset, bytes, format FROM images WHERE id = ?').get(id) as WorkItem | undefined;
+  }
+
+  // --- planes (the verify stage's luma of downstream images) -----------------------------------
+
+  plane(hash: string, size: number): Uint8Array | undefined {
+    const row = this.stmt('SELECT luma FROM planes WHERE hash = ? AND size = ?').get(hash, size) as { luma: Buffer } | undefined;
+    return row ? new Uint8Array(row.luma.buffer, row.luma.byteOffset, row.luma.byteLength) : undefined;
+  }
+
+  putPlanes(size: number, planes: { hash: string; luma: Uint8Array }[]): void {
+    this.db.transaction(() => this.insertPlanes(size, planes)).immediate();
+  }
+
+  private insertPlanes(size: number, planes: { hash: string; luma: Uint8Array }[]): void {
+    const put = this.stmt('INSERT OR IGNORE INTO planes(hash, size, luma) VALUES (?, ?, ?)');
+    for (const p of planes) put.run(p.hash, size, Buffer.from(p.luma.buffer, p.luma.byteOffset, p.luma.byteLength));
+  }
+
+  /** Ok images of these sources whose luma plane is not stored (catalogs from before the verify stage, imported sides). */
+  missingPlanes(sourceIds: number[], size: number, afterId: number, limit: number): WorkItem[] {
+    return this.stmt(`SELECT i.id, i.path, i.hash, i.status, i.container, i.offset, i.bytes, i.format FROM images i
+      WHERE +i.source_id IN (${placeholders(sourceIds.length)}) AND i.status = 'ok' AND i.id > ?
+        AND NOT EXISTS (SELECT 1 FROM planes p WHERE p.hash = i.hash AND p.size = ?) ORDER BY i.id LIMIT ?`).all(...sourceIds, afterId, size, limit) as WorkItem[];
   }
 
   /** Pairs of ok images with the same content hash (byte-identical) across the two sides, upstream ids in (afterId, untilId]: found with no model. */

@@ -8,6 +8,8 @@ const ph = (n: number) => Array.from({ length: n }, () => '?').join(',');
 export interface CandidateView {
   upstreamId: number; upstream: string; downstreamId: number; downstream: string; downstreamSourceId: number;
   score: number; view: number; kind: 'exact' | 'embedding'; decision: 'match' | 'below-threshold'; reason: string;
+  /** The verify stage's score and alignment (JSON, see verify/run.ts AlignmentRecord); null when not verified. */
+  verifyScore: number | null; alignment: string | null;
   /** images.meta of each side: compact JSON text, null when the source said nothing. */
   upstreamMeta: string | null; downstreamMeta: string | null;
 }
@@ -16,7 +18,7 @@ export interface CandidateView {
 export function candidates(catalog: Catalog, modelId: string, upIds: number[], downIds: number[]): CandidateView[] {
   return catalog.db.prepare(`
     SELECT m.upstream_id AS upstreamId, u.path AS upstream, m.downstream_id AS downstreamId, d.path AS downstream,
-           d.source_id AS downstreamSourceId, m.score, m.view, m.kind, m.decision, m.reason,
+           d.source_id AS downstreamSourceId, m.score, m.view, m.kind, m.decision, m.reason, m.verify_score AS verifyScore, m.alignment,
            u.meta AS upstreamMeta, d.meta AS downstreamMeta
     FROM matches m JOIN images u ON u.id = m.upstream_id JOIN images d ON d.id = m.downstream_id
     WHERE m.model_id = ? AND u.status = 'ok' AND d.status = 'ok' AND u.source_id IN (${ph(upIds.length)}) AND d.source_id IN (${ph(downIds.length)})

@@ -3,7 +3,7 @@
  * alone and a killed run resumes where it stopped. Bump SCHEMA_VERSION with every change and add
  * a migration step; a catalog written by a newer neardup is refused, never guessed at.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,8 +67,21 @@ CREATE TABLE IF NOT EXISTS matches (
   kind TEXT NOT NULL CHECK (kind IN ('exact', 'embedding')),
   decision TEXT NOT NULL CHECK (decision IN ('match', 'below-threshold')),
   reason TEXT NOT NULL,
+  -- The verify stage's score (NULL: not verified: a byte-identical pair, or made with --verify off)
+  -- and the alignment behind it, as JSON (view, zoom, angle, shift, overlap, affine, verifier id).
+  verify_score REAL,
+  alignment TEXT,
   PRIMARY KEY (model_id, upstream_id, downstream_id)
 ) WITHOUT ROWID;
+
+-- 64×64 luma of downstream images (the model input's luma), kept for the verify stage so each
+-- test image is decoded once; upstream luma is handed from the embed stage in memory instead.
+CREATE TABLE IF NOT EXISTS planes (
+  hash TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  luma BLOB NOT NULL,
+  UNIQUE (hash, size)
+);
 
 -- Resume point of the match stage; a different fingerprint (model, index, sources, k, floor) restarts it.
 CREATE TABLE IF NOT EXISTS match_state (
@@ -108,6 +121,8 @@ CREATE TABLE IF NOT EXISTS runs (
  * v1 -> v2: images.meta (source metadata) and the content hash, which no longer hashes full-size
  * pixels: every image is decoded again and its embeddings and matches are recomputed.
  * v2 -> v3: embeddings becomes a rowid table with a unique (hash, model_id) index; rows are kept.
+ * v3 -> v4: matches gain verify_score and alignment (the verify stage); rows are kept and verified
+ * when a run with verification next reaches them. The planes table is new (SCHEMA_SQL makes it).
  */
 export const MIGRATIONS: Record<number, string> = {
   1: `ALTER TABLE images ADD COLUMN meta TEXT;
@@ -117,5 +132,7 @@ export const MIGRATIONS: Record<number, string> = {
       INSERT INTO embeddings_v3 (hash, model_id, views, vectors) SELECT hash, model_id, views, vectors FROM embeddings;
       DROP TABLE embeddings;
       ALTER TABLE embeddings_v3 RENAME TO embeddings;`,
+  3: `ALTER TABLE matches ADD COLUMN verify_score REAL;
+      ALTER TABLE matches ADD COLUMN alignment TEXT;`,
 };
 

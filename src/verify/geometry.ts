@@ -55,3 +55,32 @@ export interface Alignment {
   peak: number;
   refined: boolean;
 }
+
+const SIDE = GEOMETRY.size;
+const CENTRE = (SIDE - 1) / 2;
+
+/** Zoom and rotation of the copy (D as it appears in U), from the upstream→downstream map. */
+export function describeAffine(m: Affine): { zoom: number; angle: number; shiftX: number; shiftY: number } {
+  const det = m[0] * m[4] - m[1] * m[3];
+  const zoom = 1 / Math.sqrt(Math.abs(det));
+  // The map's linear part is R(−angle)/zoom (plus shear): angle from its rotational component.
+  const angle = (Math.atan2(m[1] - m[3], m[0] + m[4]) * 180) / Math.PI;
+  // Where D's centre lands in U, relative to U's centre, as a share of the side.
+  const ia = m[4] / det;
+  const ib = -m[1] / det;
+  const ic = -m[3] / det;
+  const id = m[0] / det;
+  const cx = CENTRE - m[2];
+  const cy = CENTRE - m[5];
+  const ux = ia * cx + ib * cy;
+  const uy = ic * cx + id * cy;
+  return { zoom, angle, shiftX: (ux - CENTRE) / SIDE, shiftY: (uy - CENTRE) / SIDE };
+}
+
+/** The score a candidate gets from one alignment: NCC, scaled down when the overlap is small or the zoom absurd. */
+export function scoreOf(ncc: number, overlap: number, m: Affine): number {
+  const { zoom } = describeAffine(m);
+  if (!(zoom >= GEOMETRY.minZoom && zoom <= GEOMETRY.maxZoom)) return 0;
+  return overlap >= GEOMETRY.minOverlap ? ncc : (ncc * overlap) / GEOMETRY.minOverlap;
+}
+

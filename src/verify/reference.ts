@@ -10,19 +10,16 @@
  * source lies inside the downstream image (padding, black corners, the world outside a crop
  * do not count).
  */
-import { GEOMETRY, type Affine, type Alignment, type PreparedPlane } from './geometry.js';
+import { describeAffine, GEOMETRY, scoreOf, type Affine, type Alignment, type PreparedPlane } from './geometry.js';
+
+export { describeAffine, scoreOf };
 
 export { GEOMETRY };
 
 const N = 64;
 const C = 32;
 
-/** Luma (Rec. 601 weights) of interleaved RGB, as float. */
-export function lumaOfRgb(rgb: Uint8Array, pixels: number): Uint8Array {
-  const out = new Uint8Array(pixels);
-  for (let p = 0; p < pixels; p++) out[p] = Math.round(0.299 * rgb[3 * p]! + 0.587 * rgb[3 * p + 1]! + 0.114 * rgb[3 * p + 2]!);
-  return out;
-}
+export { lumaOfRgb } from './luma.js';
 
 /** Gaussian taps for sigma, radius ceil(3 sigma), summing to 1. */
 export function gaussianTaps(sigma: number): Float32Array {
@@ -314,31 +311,6 @@ export function solve6(h: Float64Array, b: Float64Array): Float64Array | null {
     }
   }
   return Float64Array.from({ length: 6 }, (_, i) => a[i * 7 + 6]! / a[i * 7 + i]!);
-}
-
-/** Zoom and rotation of the copy (D as it appears in U), from the upstream→downstream map. */
-export function describeAffine(m: Affine): { zoom: number; angle: number; shiftX: number; shiftY: number } {
-  const det = m[0] * m[4] - m[1] * m[3];
-  const zoom = 1 / Math.sqrt(Math.abs(det));
-  // The map's linear part is R(−angle)/zoom (plus shear): angle from its rotational component.
-  const angle = (Math.atan2(m[1] - m[3], m[0] + m[4]) * 180) / Math.PI;
-  // Where D's centre lands in U, relative to U's centre, as a share of the side.
-  const ia = m[4] / det;
-  const ib = -m[1] / det;
-  const ic = -m[3] / det;
-  const id = m[0] / det;
-  const cx = CENTRE_N - m[2];
-  const cy = CENTRE_N - m[5];
-  const ux = ia * cx + ib * cy;
-  const uy = ic * cx + id * cy;
-  return { zoom, angle, shiftX: (ux - CENTRE_N) / N, shiftY: (uy - CENTRE_N) / N };
-}
-
-/** The score a candidate gets from one alignment: NCC, scaled down when the overlap is small or the zoom absurd. */
-export function scoreOf(ncc: number, overlap: number, m: Affine): number {
-  const { zoom } = describeAffine(m);
-  if (!(zoom >= GEOMETRY.minZoom && zoom <= GEOMETRY.maxZoom)) return 0;
-  return overlap >= GEOMETRY.minOverlap ? ncc : (ncc * overlap) / GEOMETRY.minOverlap;
 }
 
 /** Upstream-side work shared by every candidate: its spectra under every coarse hypothesis and its gradients. */

@@ -106,7 +106,7 @@ test('bad inputs are ConfigErrors', async () => {
   await assert.rejects(buildSuite(source, { originals: 80, distractors: 20, seed: 1, workDir: work }), /89 images/);
   await assert.rejects(buildSuite(source, { originals: 0, seed: 1, workDir: work }), ConfigError);
   await assert.rejects(buildSuite(source, { originals: 2, seed: 1.5, workDir: work }), ConfigError);
-  await assert.rejects(buildSuite(source, { originals: 2, seed: 1, workDir: work, families: ['blur' as never] }), /one of crop50/);
+  await assert.rejects(buildSuite(source, { originals: 2, seed: 1, workDir: work, families: ['sepia' as never] }), /one of crop50/);
   await assert.rejects(buildSuite(source, { originals: 2, seed: 1, workDir: join(source, 'suite') }), /inside the photo folder/);
   mkdirSync(join(work, 'upstream'), { recursive: true });
   writeFileSync(join(work, 'upstream', 'mine.jpg'), 'not ours');

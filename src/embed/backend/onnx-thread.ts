@@ -28,7 +28,7 @@ try {
     try {
       if (m.images) {
         const batch = await decodeAndEmbed(model, runtime, unpackImages(m.images), m.views!);
-        port.postMessage({ id: m.id, batch }, [batch.vectors.buffer as ArrayBuffer]);
+        port.postMessage({ id: m.id, batch }, [batch.vectors.buffer as ArrayBuffer, batch.luma.buffer as ArrayBuffer]);
         return;
       }
       const out = await runtime.embed(m.pixels!, m.count!);

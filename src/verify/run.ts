@@ -1,0 +1,246 @@
+/**
+ * The verify stage: every candidate pair the match stage retrieves is checked by alignment
+ * (aligner.ts) before anything is decided. Its score is an independent second test — whether
+ * the downstream image, zoomed, rotated and shifted, reproduces the upstream image's structure —
+ * so its false matches multiply the embedder's instead of adding to them. The catalog keeps the
+ * score and the alignment with each candidate: a new threshold re-decides without re-verifying.
+ */
+import pLimit from 'p-limit';
+import { decodeImage } from '../scan/decode.js';
+import type { Catalog, MatchRow, UnverifiedPair, VerifiedPair } from '../state/catalog.js';
+import type { Progress } from '../util/progress-types.js';
+import { VIEWS } from '../embed/views.js';
+import type { ImagePlane } from '../embed/run.js';
+import { lumaInView, type Aligner } from './aligner.js';
+import { describeAffine, VERIFIER_ID, type Alignment } from './geometry.js';
+import { lumaOfRgb } from './luma.js';
+
+/** How candidates are decided: by the verified score (default) or, with `--verify off`, by cosine alone. */
+export interface DecisionRule { verify: boolean; threshold: number }
+
+/** What the catalog keeps of an alignment (matches.alignment, JSON): enough to explain and to draw it. */
+export interface AlignmentRecord {
+  verifier: string;
+  /** Dihedral view of the downstream image that aligned (see embed/views.ts). */
+  view: number;
+  /** Scale of the downstream image inside the upstream one (below 1: the copy shows it smaller). */
+  zoom: number;
+  /** Rotation in degrees (clockwise on screen). */
+  angle: number;
+  /** Where the downstream image's centre lands, relative to the upstream centre, as shares of its side. */
+  shiftX: number;
+  shiftY: number;
+  /** Share of the upstream image covered by the aligned downstream image. */
+  overlap: number;
+  /** Correlation over that overlap (the score before the small-overlap penalty). */
+  ncc: number;
+  /** Upstream pixel → downstream pixel, on the size×size grid of the model input. */
+  affine: number[];
+  /** Set when the upstream image could not be read again to verify it. */
+  error?: string;
+}
+
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+export function alignmentRecord(a: Alignment, view: number): AlignmentRecord {
+  const { zoom, angle, shiftX, shiftY } = describeAffine(a.affine);
+  return {
+    verifier: VERIFIER_ID, view, zoom: r3(zoom), angle: Math.round(angle * 10) / 10, shiftX: r3(shiftX), shiftY: r3(shiftY),
+    overlap: r3(a.overlap), ncc: r3(a.ncc), affine: a.affine.map((v) => Math.round(v * 1e5) / 1e5),
+  };
+}
+
+/** Exact pairs always match; otherwise the rule's score against its threshold (an unverified pair is not a match under verification). */
+export function decideCandidate(kind: MatchRow['kind'], cosine: number, verifyScore: number | null, rule: DecisionRule): MatchRow['decision'] {
+  if (kind === 'exact') return 'match';
+  const score = rule.verify ? verifyScore : cosine;
+  return score !== null && score >= rule.threshold ? 'match' : 'below-threshold';
+}
+
+const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}`;
+
+/** A sentence a reviewer can check: what was aligned how, and against which threshold. */
+export function explain(kind: MatchRow['kind'], cosine: number, embeddingView: number, verifyScore: number | null, alignment: AlignmentRecord | null, rule: DecisionRule): string {
+  if (kind === 'exact') return 'exact duplicate: byte-identical image data';
+  const cos = `cosine ${cosine.toFixed(4)}`;
+  if (!rule.verify) return `${cos} ${cosine >= rule.threshold ? '≥' : '<'} threshold ${rule.threshold} (view ${VIEWS[embeddingView] ?? embeddingView})`;
+  if (verifyScore === null || alignment === null) return `not verified yet (${cos})`;
+  if (alignment.error) return `could not verify: ${alignment.error} (${cos})`;
+  const how = [
+    `zoom ${alignment.zoom.toFixed(2)}`,
+    Math.abs(alignment.angle) >= 1 ? `rotated ${Math.round(alignment.angle)}°` : null,
+    Math.abs(alignment.shiftX) >= 0.02 || Math.abs(alignment.shiftY) >= 0.02 ? `shifted (${signed(alignment.shiftX)}, ${signed(alignment.shiftY)})` : null,
+    alignment.view !== 0 ? `view ${VIEWS[alignment.view]}` : null,
+    `${Math.round(alignment.overlap * 100)}% overlap`,
+  ].filter(Boolean).join(', ');
+  const passed = verifyScore >= rule.threshold;
+  return `${passed ? 'aligned' : 'not aligned'}: ${how}, correlation ${verifyScore.toFixed(2)} ${passed ? '≥' : '<'} ${rule.threshold} (${cos})`;
+}
+
+/**
+ * Upstream planes handed over by the embed stage (in memory: upstream images are many, and each
+ * is needed only until its candidates are verified) until matching takes them. Bounded: when
+ * matching falls behind, the oldest are dropped, and those images are decoded again later.
+ */
+export class PlaneStore {
+  private readonly planes = new Map<number, Uint8Array>();
+  constructor(private readonly capacity = 50_000) {}
+
+  put(planes: readonly ImagePlane[]): void {
+    for (const p of planes) this.planes.set(p.id, p.luma);
+    for (const id of this.planes.keys()) {
+      if (this.planes.size <= this.capacity) break;
+      this.planes.delete(id);
+    }
+  }
+
+  /** The plane of image `id`, if at hand; every plane of an id up to `upTo` is let go. */
+  take(id: number): Uint8Array | undefined {
+    return this.planes.get(id);
+  }
+
+  releaseUpTo(lastId: number): void {
+    for (const id of this.planes.keys()) if (id <= lastId) this.planes.delete(id);
+  }
+}
+
+export interface VerifyStats { pairs: number; alignments: number; ms: number; decoded: number }
+
+/** A candidate as the verifier sees it: the downstream image and the view the embedding matched in. */
+export interface Candidate { downstreamId: number; view: number }
+
+/**
+ * Verifies upstream images against their candidates with one aligner. Each downstream image is
+ * prepared once per view it is asked in and kept (most recently used first); each upstream image
+ * is prepared once for all its candidates. Both the embedding's best view and the identity view
+ * are tried: the best view alone loses copies whose embedding preferred a wrong view.
+ */
+export class PairVerifier {
+  private readonly prepared = new Map<string, unknown>();
+  private readonly hashes = new Map<number, string>();
+  readonly stats: VerifyStats = { pairs: 0, alignments: 0, ms: 0, decoded: 0 };
+
+  constructor(private readonly catalog: Catalog, private readonly aligner: Aligner, private readonly size: number, private readonly cacheEntries = 2048) {}
+
+  verify(upstreamId: number, luma: Uint8Array, candidates: readonly Candidate[]): VerifiedPair[] {
+    const t0 = performance.now();
+    this.aligner.setUpstream(luma);
+    const out = candidates.map((c) => this.verifyOne(upstreamId, c));
+    this.stats.ms += performance.now() - t0;
+    return out;
+  }
+
+  /** A pair that cannot be verified (its upstream image no longer decodes): score 0, with the reason. */
+  static unverifiable(upstreamId: number, c: Candidate, error: string): VerifiedPair {
+    const alignment: AlignmentRecord = { verifier: VERIFIER_ID, view: c.view, zoom: 0, angle: 0, shiftX: 0, shiftY: 0, overlap: 0, ncc: 0, affine: [], error };
+    return { upstreamId, downstreamId: c.downstreamId, view: c.view, verifyScore: 0, alignment: JSON.stringify(alignment) };
+  }
+
+  private verifyOne(upstreamId: number, c: Candidate): VerifiedPair {
+    this.stats.pairs++;
+    let best: { a: Alignment; view: number } | undefined;
+    for (const view of c.view === 0 ? [0] : [c.view, 0]) {
+      const down = this.downstream(c.downstreamId, view);
+      if (down === undefined) return PairVerifier.unverifiable(upstreamId, c, 'the downstream image has no stored plane');
+      const a = this.aligner.verify(down);
+      this.stats.alignments++;
+      if (!best || a.score > best.a.score) best = { a, view };
+    }
+    return { upstreamId, downstreamId: c.downstreamId, view: best!.view, verifyScore: r3(best!.a.score), alignment: JSON.stringify(alignmentRecord(best!.a, best!.view)) };
+  }
+
+  private downstream(id: number, view: number): unknown {
+    const key = `${id}:${view}`;
+    const hit = this.prepared.get(key);
+    if (hit !== undefined) {
+      this.prepared.delete(key);
+      this.prepared.set(key, hit);
+      return hit;
+    }
+    const luma = this.catalog.plane(this.hashOf(id), this.size);
+    if (!luma) return undefined;
+    const prepared = this.aligner.prepareDownstream(lumaInView(luma, this.size, view));
+    this.prepared.set(key, prepared);
+    if (this.prepared.size > this.cacheEntries) this.prepared.delete(this.prepared.keys().next().value!);
+    return prepared;
+  }
+
+  private hashOf(id: number): string {
+    let h = this.hashes.get(id);
+    if (h === undefined) {
+      h = this.catalog.imageRef(id)?.hash ?? '';
+      this.hashes.set(id, h);
+    }
+    return h;
+  }
+}
+
+/** The model-input luma of one catalogued image, decoded again (when it was not handed over). */
+async function decodeLuma(catalog: Catalog, id: number, size: number): Promise<{ luma: Uint8Array } | { error: string }> {
+  const ref = catalog.imageRef(id);
+  if (!ref) return { error: `image ${id} is not in the catalog` };
+  const r = await decodeImage(ref, { size });
+  return r.ok ? { luma: lumaOfRgb(r.rgb!, size * size) } : { error: r.error };
+}
+
+/**
+ * Store the luma plane of every ok image of these (downstream) sources that lacks one: catalogs
+ * embedded before the verify stage existed, or sides imported from a prepared catalog.
+ */
+export async function ensurePlanes(catalog: Catalog, sourceIds: number[], size: number, concurrency: number, progress: Progress): Promise<number> {
+  const limit = pLimit(concurrency);
+  let afterId = 0;
+  let stored = 0;
+  for (;;) {
+    const page = catalog.missingPlanes(sourceIds, size, afterId, 256);
+    if (page.length === 0) return stored;
+    if (afterId === 0) progress.start('planes (downstream luma for verification)', undefined);
+    afterId = page[page.length - 1]!.id;
+    const decoded = await Promise.all(page.map((item) => limit(() => decodeImage(item, { size }).then((r) => ({ item, r })))));
+    const rows = decoded.flatMap(({ item, r }) => (r.ok && item.hash ? [{ hash: item.hash, luma: lumaOfRgb(r.rgb!, size * size) }] : []));
+    catalog.putPlanes(size, rows);
+    stored += rows.length;
+    progress.tick(page.length);
+  }
+}
+
+/**
+ * Verify every candidate of this model not verified by this verifier yet (a resumed run's
+ * backlog, candidates made with `--verify off`, or by an older verifier), a page of upstream
+ * images per transaction, so a kill loses at most one page. Upstream images are taken from
+ * `store` when at hand, else decoded again.
+ */
+export async function verifyBacklog(catalog: Catalog, modelId: string, verifier: PairVerifier, store: PlaneStore | undefined, rule: DecisionRule, size: number, progress?: Progress): Promise<number> {
+  let afterId = 0;
+  let verified = 0;
+  for (;;) {
+    const pairs = catalog.unverifiedPairs(modelId, VERIFIER_ID, afterId, 128);
+    if (pairs.length === 0) return verified;
+    const results: VerifiedPair[] = [];
+    for (const [upstreamId, group] of groupByUpstream(pairs)) {
+      const held = store?.take(upstreamId);
+      const got = held ? { luma: held } : await decodeLuma(catalog, upstreamId, size);
+      if (!held) verifier.stats.decoded++;
+      if ('error' in got) results.push(...group.map((c) => PairVerifier.unverifiable(upstreamId, c, got.error)));
+      else results.push(...verifier.verify(upstreamId, got.luma, group));
+    }
+    const cosines = new Map(pairs.map((q) => [`${q.upstreamId}:${q.downstreamId}`, q.score]));
+    catalog.commitVerified(modelId, results, (p) => decisionOf(p, cosines.get(`${p.upstreamId}:${p.downstreamId}`)!, rule));
+    afterId = pairs[pairs.length - 1]!.upstreamId;
+    store?.releaseUpTo(afterId);
+    verified += results.length;
+    progress?.tick(results.length);
+  }
+}
+
+function groupByUpstream(pairs: UnverifiedPair[]): Map<number, UnverifiedPair[]> {
+  const groups = new Map<number, UnverifiedPair[]>();
+  for (const p of pairs) groups.set(p.upstreamId, [...(groups.get(p.upstreamId) ?? []), p]);
+  return groups;
+}
+
+/** The decision and reason of a freshly verified candidate. */
+export function decisionOf(p: VerifiedPair, cosine: number, rule: DecisionRule): { decision: MatchRow['decision']; reason: string } {
+  const alignment = JSON.parse(p.alignment) as AlignmentRecord;
+  return { decision: decideCandidate('embedding', cosine, p.verifyScore, rule), reason: explain('embedding', cosine, p.view, p.verifyScore, alignment, rule) };
+}
