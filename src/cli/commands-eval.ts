@@ -18,8 +18,13 @@ const EVAL_FLAGS: FlagSpec[] = [
   F.model,
   own('originals', 'originals', 'photos taken as the downstream set; each gets one copy per transformation family (default 200)', '<n>'),
   own('distractors', 'distractors', 'other photos added upstream as non-matching queries (default: every remaining photo)', '<n>'),
+  own('distractors-from', 'distractorsFrom', 'take the distractors from this folder (scale mode, e.g. ../shared/data/tiny-imagenet/train for 50,000)', '<dir>'),
   own('seed', 'seed', 'seed of the suite; the same seed rebuilds the same files (default 1)', '<n>'),
-  F.threshold,
+  own('threshold', 'threshold', "cosine threshold of the cosine-only decision (default: the model card's)", '<x>'),
+  own('verify', 'verify', 'on (default): also verify every candidate by alignment and report the verified decision beside cosine; off: cosine only', 'on|off'),
+  own('verify-threshold', 'verifyThreshold', "threshold of the verified score (default: the model card's)", '<x>'),
+  own('floor', 'floor', "cosine floor of the candidates (default: the model card's, as an audit uses)", '<x>'),
+  own('k', 'k', 'candidates kept per upstream image (default 5)', '<n>'),
   own('work', 'work', 'build the suite and catalog here and keep them (default: a temporary folder, removed)', '<dir>'),
   own('write-card', 'writeCard', "store the P>=0.99 threshold, calibration and quality table in the model's card.json"),
   F.runtime, F.concurrency, F.batchSize, F.threads, F.json, F.quiet, F.help,
@@ -41,6 +46,11 @@ function evalOptions(o: Parsed, io: CommandIO): EvalOptions {
     distractors: optionalNumber('distractors', o.distractors),
     seed: optionalNumber('seed', o.seed),
     threshold: optionalNumber('threshold', o.threshold),
+    distractorsFrom: o.distractorsFrom as string | undefined,
+    verify: verifySwitch(o.verify),
+    verifyThreshold: optionalNumber('verify-threshold', o.verifyThreshold),
+    floor: optionalNumber('floor', o.floor),
+    k: optionalNumber('k', o.k),
     workDir: o.work as string | undefined,
     runtime: o.runtime as string | undefined,
     concurrency: optionalNumber('concurrency', o.concurrency),
@@ -49,6 +59,11 @@ function evalOptions(o: Parsed, io: CommandIO): EvalOptions {
     quiet: o.quiet === true,
     progress: createProgress({ enabled: io.isTTY && o.quiet !== true }),
   };
+}
+
+function verifySwitch(raw: unknown): 'on' | 'off' | undefined {
+  if (raw === undefined || raw === 'on' || raw === 'off') return raw;
+  throw invalidOption('verify', 'on or off', raw);
 }
 
 function folderOf(name: string, positionals: string[]): string {
@@ -76,22 +91,39 @@ const target = (m: MethodMetrics, p: number): PrecisionTarget => m.targets.find(
 const familyRecall = (point: OperatingPoint | null, family: string): number | null =>
   point?.families.find((f) => f.family === family)?.recall ?? null;
 
+/**
+ * Per family: the candidates' ceiling (original retrieved at all), cosine and verified recall at
+ * their default thresholds and at precision 0.99, and dHash at its P99 threshold.
+ */
 function familyTable(r: EvalReport): string {
   const m99 = target(r.metrics, 0.99).point;
   const d99 = target(r.dhash, 0.99).point;
-  const head = ['family', 'copies', `model@${r.metrics.threshold.toFixed(3)}`, `dHash@${r.dhash.threshold.toFixed(3)}`, 'model@P99', 'dHash@P99'];
+  const v = r.verified;
+  const v99 = v ? target(v, 0.99).point : null;
+  const head = ['family', 'copies', 'candidates', `cosine@${r.metrics.threshold.toFixed(3)}`, 'cosine@P99', ...(v ? [`verified@${v.threshold.toFixed(3)}`, 'verified@P99'] : []), 'dHash@P99'];
   const rows = r.metrics.atDefault.families.map((f) => [
-    f.family, String(f.copies), pct(f.recall), pct(familyRecall(r.dhash.atDefault, f.family)), pct(familyRecall(m99, f.family)), pct(familyRecall(d99, f.family)),
+    f.family, String(f.copies), pct(r.retrieval.families.find((x) => x.family === f.family)?.ceiling), pct(f.recall), pct(familyRecall(m99, f.family)),
+    ...(v ? [pct(familyRecall(v.atDefault, f.family)), pct(familyRecall(v99, f.family))] : []), pct(familyRecall(d99, f.family)),
   ]);
-  const all = ['all', String(r.suite.copies), pct(r.metrics.atDefault.recall), pct(r.dhash.atDefault.recall), pct(m99?.recall ?? 0), pct(d99?.recall ?? 0)];
+  const all = ['all', String(r.suite.copies), pct(r.retrieval.all), pct(r.metrics.atDefault.recall), pct(m99?.recall ?? 0),
+    ...(v ? [pct(v.atDefault.recall), pct(v99?.recall ?? 0)] : []), pct(d99?.recall ?? 0)];
   return table([head, ...rows, all]);
 }
+
+const per1e9 = (x: number): string => (x === 0 ? '0' : x < 10 ? x.toFixed(2) : x.toFixed(0));
 
 function summaryLines(r: EvalReport): string {
   const m = r.metrics;
   const d = r.dhash;
   const source = { option: 'from --threshold', card: "the model card's", fallback: 'fallback: the model card has no calibrated threshold' }[r.thresholdSource];
+  const v = r.verified;
   const lines = [
+    `candidates: top ${r.retrieval.k} with cosine >= ${r.retrieval.floor}; ${r.pairs.toLocaleString('en-US')} (upstream × downstream) pairs`,
+    ...(v ? [
+      `verified (${v.verifier}): threshold ${v.threshold.toFixed(3)}, precision ${pct(v.atDefault.precision)} (${v.atDefault.correct}/${v.atDefault.predicted}), recall ${pct(v.atDefault.recall)}, false matches ${per1e9(v.falsePer1e9Pairs)} per 1e9 pairs`,
+      `verified: best recall at precision >= 0.99: ${pct(v.bestRecallAtP99)} (threshold ${thr(target(v, 0.99).threshold)}); at precision >= 0.999: ${pct(target(v, 0.999).point?.recall ?? 0)} (threshold ${thr(target(v, 0.999).threshold)})`,
+    ] : []),
+    `cosine: false matches ${per1e9(r.cosineFalsePer1e9Pairs)} per 1e9 pairs at threshold ${m.threshold.toFixed(3)}`,
     `default threshold: model ${m.threshold.toFixed(3)} (${source}), dHash ${d.threshold.toFixed(3)}${bits(d.threshold)}`,
     `precision at default threshold: model ${pct(m.atDefault.precision)} (${m.atDefault.correct}/${m.atDefault.predicted}), dHash ${pct(d.atDefault.precision)} (${d.atDefault.correct}/${d.atDefault.predicted})`,
     `false matches per distractor at default: model ${pct(m.atDefault.falseMatchRate)}, dHash ${pct(d.atDefault.falseMatchRate)}`,

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import { audit } from '../audit/run.js';
-import { FALLBACK_THRESHOLD } from '../audit/session.js';
+import { FALLBACK_THRESHOLD, VERIFY_FALLBACK } from '../audit/session.js';
+import { VERIFIER_ID } from '../verify/geometry.js';
 import { loadModel } from '../embed/model-card.js';
 import { ConfigError, invalidOption, NeardupError } from '../errors.js';
 import { parseCsv } from '../report/csv.js';
@@ -44,11 +45,21 @@ export interface EvalOptions {
   originals?: number;
   /** Default every image of the folder that is not an original. */
   distractors?: number;
+  /** Take the distractors from this folder (the scale mode: e.g. 50,000 from tiny-imagenet/train). */
+  distractorsFrom?: string;
+  /** 'on' (default): the audit verifies candidates and the verified decision is reported beside cosine; 'off': cosine only. */
+  verify?: 'on' | 'off';
+  /** Cosine floor of the candidates; default the model card's (what an audit uses). */
+  floor?: number;
+  /** Candidates per upstream image; default {@link EVAL_DEFAULTS}.k. */
+  k?: number;
   seed?: number;
   /** Build the suite here and keep it; default a temporary folder, removed afterwards. */
   workDir?: string;
-  /** Default the model card's threshold. */
+  /** Default the model card's threshold (cosine). */
   threshold?: number;
+  /** Default the model card's verified threshold. */
+  verifyThreshold?: number;
   /** Keep the temporary folder (ignored with workDir, which is always kept). */
   keepWork?: boolean;
   quiet?: boolean;
@@ -94,9 +105,32 @@ export interface CalibrationReport {
   date: string;
 }
 
+/** Retrieval measured on its own: the share of copies whose original is among the candidates at all (what verification cannot exceed). */
+export interface RetrievalCeiling {
+  floor: number;
+  k: number;
+  families: { family: string; copies: number; retrieved: number; ceiling: number }[];
+  all: number;
+}
+
+/** The verified decision's scores on the suite, with the candidates' ceiling and the false matches at scale. */
+export interface VerifiedMetrics extends MethodMetrics {
+  /** False matches (wrong top-1 decisions) per 1e9 (upstream × downstream) pairs at the default threshold. */
+  falsePer1e9Pairs: number;
+  verifier: string;
+}
+
 /** Result of {@link evaluate}. */
 export interface EvalReport extends CalibrationReport {
+  /** The cosine decision (the embedding alone). */
   metrics: MethodMetrics;
+  /** False matches per 1e9 pairs of the cosine decision at its default threshold. */
+  cosineFalsePer1e9Pairs: number;
+  /** The verified decision; null with verify off. */
+  verified: VerifiedMetrics | null;
+  retrieval: RetrievalCeiling;
+  /** Upstream images × originals: the pairs a false match can come from. */
+  pairs: number;
   thresholdSource: ThresholdSource;
   /** The model at the threshold {@link writeCard} would store (P>=0.99, rounded up); null when unreachable. */
   proposed: OperatingPoint | null;
@@ -130,6 +164,9 @@ interface SuiteRun {
   suite: Suite;
   info: SuiteInfo;
   rows: CandidateRow[];
+  /** The same candidates scored by the verify stage (those it verified). */
+  verifiedRows: CandidateRow[];
+  floor: number;
   auditSeconds: number;
   embedUpstreamSeconds: number | null;
 }
@@ -139,7 +176,7 @@ async function withSuiteRun<T>(folder: string, o: EvalOptions, threshold: number
   const work = o.workDir ?? (await mkdtemp(join(tmpdir(), 'neardup-eval-')));
   try {
     const suite = await buildSuite(folder, {
-      originals: o.originals ?? EVAL_DEFAULTS.originals, distractors: o.distractors, seed: o.seed ?? EVAL_DEFAULTS.seed,
+      originals: o.originals ?? EVAL_DEFAULTS.originals, distractors: o.distractors, distractorsFrom: o.distractorsFrom, seed: o.seed ?? EVAL_DEFAULTS.seed,
       workDir: work, families: o.families, concurrency: o.concurrency, progress: o.progress,
     });
     const run = await auditSuite(suite, work, threshold, o);
@@ -165,28 +202,53 @@ async function auditSuite(suite: Suite, work: string, threshold: number, o: Eval
   const out = join(work, 'audit');
   for (const old of (await readdir(work)).filter((n) => n.startsWith('neardup.db'))) await rm(join(work, old), { force: true });
   await rm(out, { recursive: true, force: true });
+  const verify = (o.verify ?? 'on') === 'on';
   const t0 = performance.now();
+  // With verification the audit's floor is the product's (the card's) unless asked otherwise:
+  // the eval then measures what an audit finds. Cosine-only keeps the low floor its sweep needs.
   const result = await audit({
     upstream: [suite.upstreamDir], downstream: [suite.downstreamDir], out, db: join(work, 'neardup.db'),
-    model: o.model, runtime: o.runtime, threshold, floor: Math.min(EVAL_DEFAULTS.floor, threshold), k: EVAL_DEFAULTS.k,
+    model: o.model, runtime: o.runtime, verify: verify ? 'on' : 'off',
+    threshold: verify ? o.verifyThreshold : threshold, floor: o.floor ?? (verify ? undefined : Math.min(EVAL_DEFAULTS.floor, threshold)), k: o.k ?? EVAL_DEFAULTS.k,
     concurrency: o.concurrency, batchSize: o.batchSize, threads: o.threads, quiet: o.quiet ?? true,
   }, { progress: o.progress });
   const auditSeconds = (performance.now() - t0) / 1000;
   const rows = await readCandidates(join(out, 'candidates.csv'));
-  return { suite, rows, auditSeconds, embedUpstreamSeconds: result.summary.timings.embedUpstream ?? null };
+  const verifiedRows = await readCandidates(join(out, 'candidates.csv'), 'verify_score');
+  return { suite, rows, verifiedRows, floor: result.summary.floor, auditSeconds, embedUpstreamSeconds: result.summary.timings.embedUpstream ?? null };
 }
 
-/** candidates.csv rows keyed by file name: the suite's folders are flat and names are unique. */
-export async function readCandidates(path: string): Promise<CandidateRow[]> {
+/** candidates.csv rows keyed by file name (the suite's folders are flat and names are unique), scored by one column; rows without that score are left out. */
+export async function readCandidates(path: string, scoreColumn: 'score' | 'verify_score' = 'score'): Promise<CandidateRow[]> {
   const [header, ...records] = parseCsv(await readFile(path, 'utf8'));
   const col = (name: string): number => {
     const i = header?.indexOf(name) ?? -1;
     if (i < 0) throw new NeardupError(`${path} has no "${name}" column: it was not written by this neardup's audit`, 'E_CSV');
     return i;
   };
-  const [u, d, s] = [col('upstream'), col('downstream'), col('score')];
-  return records.map((r) => ({ upstream: basename(r[u]), downstream: basename(r[d]), score: Number(r[s]) }));
+  const [u, d, s, kind] = [col('upstream'), col('downstream'), col(scoreColumn), col('kind')];
+  // A byte-identical pair is a match whatever the score; it scores 1 under either decision.
+  return records.filter((r) => r[s] !== '' || r[kind] === 'exact')
+    .map((r) => ({ upstream: basename(r[u]), downstream: basename(r[d]), score: r[s] === '' ? 1 : Number(r[s]) }));
 }
+
+/** Per family, the share of copies whose original is among their candidates at all. */
+export function retrievalCeiling(rows: CandidateRow[], suite: Suite, floor: number, k: number): RetrievalCeiling {
+  const found = new Set(rows.map((r) => `${r.upstream}\0${r.downstream}`));
+  const byFamily = new Map<string, { family: string; copies: number; retrieved: number; ceiling: number }>();
+  for (const [upstream, copy] of suite.truth) {
+    const f = byFamily.get(copy.family) ?? { family: copy.family, copies: 0, retrieved: 0, ceiling: 0 };
+    f.copies++;
+    if (found.has(`${upstream}\0${copy.downstream}`)) f.retrieved++;
+    byFamily.set(copy.family, f);
+  }
+  const families = [...byFamily.values()].map((f) => ({ ...f, ceiling: f.retrieved / f.copies }));
+  const copies = families.reduce((a, f) => a + f.copies, 0);
+  return { floor, k, families, all: copies === 0 ? 0 : families.reduce((a, f) => a + f.retrieved, 0) / copies };
+}
+
+/** Wrong top-1 decisions at a point, per 1e9 (upstream × downstream) pairs. */
+const falsePer1e9 = (point: OperatingPoint, pairs: number): number => (pairs === 0 ? 0 : ((point.predicted - point.correct) / pairs) * 1e9);
 
 /** dHash of every suite image, then the brute-force best match per upstream image. */
 async function dhashCandidates(suite: Suite, concurrency: number | undefined): Promise<CandidateRow[]> {
@@ -226,6 +288,10 @@ export async function evaluate(folder: string, o: EvalOptions = {}): Promise<Eva
   const { model, threshold, source } = modelThreshold(o);
   return withSuiteRun(folder, o, threshold, async (r) => {
     const metrics = methodMetrics(r.rows, r.suite, threshold);
+    const pairs = r.info.upstreamImages * r.info.originals;
+    const verifyThreshold = o.verifyThreshold ?? model.card.verify?.threshold ?? VERIFY_FALLBACK.threshold;
+    const verifiedBase = (o.verify ?? 'on') === 'on' ? methodMetrics(r.verifiedRows, r.suite, verifyThreshold) : null;
+    const verified = verifiedBase && { ...verifiedBase, falsePer1e9Pairs: falsePer1e9(verifiedBase.atDefault, pairs), verifier: VERIFIER_ID };
     const p99 = metrics.targets.find((t) => t.target === CARD_TARGET)!.threshold;
     const p = o.progress ?? SILENT;
     p.start('dHash baseline', undefined);
@@ -235,6 +301,8 @@ export async function evaluate(folder: string, o: EvalOptions = {}): Promise<Eva
       suite: r.info, model: modelInfo(model), targets: metrics.targets,
       command: commandLine('eval', folder, r.info, o), date: today(),
       metrics, thresholdSource: source, proposed: p99 === null ? null : operatingPoint(r.rows, r.suite, ceil3(p99)), dhash: dhashMetrics,
+      cosineFalsePer1e9Pairs: falsePer1e9(metrics.atDefault, pairs), verified, pairs,
+      retrieval: retrievalCeiling(r.rows, r.suite, r.floor, o.k ?? EVAL_DEFAULTS.k),
       throughput: {
         upstreamImages: r.info.upstreamImages, auditSeconds: round(r.auditSeconds, 3),
         imagesPerSecond: round(r.info.upstreamImages / r.auditSeconds, 1), embedUpstreamSeconds: r.embedUpstreamSeconds,

@@ -22,6 +22,11 @@ export interface SuiteOptions {
   originals: number;
   /** Images copied upstream unchanged as non-matching queries; default every remaining image. */
   distractors?: number;
+  /**
+   * Take the distractors from this folder instead of the originals' (e.g. tiny-imagenet/train
+   * beside val/: the scale a real audit runs at needs more negatives than one folder holds).
+   */
+  distractorsFrom?: string;
   seed: number;
   /** Where downstream/, upstream/ and ground-truth.csv are written. */
   workDir: string;
@@ -112,8 +117,15 @@ async function prepareWorkDir(workDir: string): Promise<void> {
   await mkdir(join(workDir, 'upstream'), { recursive: true });
 }
 
-/** Picks originals and distractors: disjoint, by a seeded shuffle of the sorted listing. */
-function split(images: string[], o: SuiteOptions): { originals: string[]; distractors: string[] } {
+/** Picks originals and distractors: disjoint, by a seeded shuffle of the sorted listing (or distractors from their own folder). */
+function split(images: string[], o: SuiteOptions, others: string[] | undefined): { originals: string[]; distractors: string[] } {
+  if (others) {
+    const wanted = o.distractors ?? others.length;
+    if (o.originals > images.length) throw new ConfigError(`The folder holds ${images.length} images, fewer than ${o.originals} originals: lower --originals`, 'E_CONFIG');
+    if (wanted > others.length) throw new ConfigError(`${o.distractorsFrom} holds ${others.length} images, fewer than ${wanted} distractors: lower --distractors`, 'E_CONFIG');
+    const originals = shuffled(mulberry32(o.seed), images).slice(0, o.originals);
+    return { originals, distractors: shuffled(mulberry32(streamSeed(o.seed, 'distractors')), others).slice(0, wanted) };
+  }
   const wanted = o.distractors ?? images.length - o.originals;
   if (o.originals + Math.max(0, wanted) > images.length || wanted < 0) {
     throw new ConfigError(`The folder holds ${images.length} images, fewer than ${o.originals} originals + ${Math.max(0, wanted)} distractors: lower --originals or --distractors`, 'E_CONFIG');
@@ -141,7 +153,11 @@ interface Written { name: string; job: Job }
 export async function buildSuite(folder: string, o: SuiteOptions): Promise<Suite> {
   const families = checkOptions(folder, o);
   const images = await listImages(folder);
-  const { originals, distractors } = split(images, o);
+  if (o.distractorsFrom !== undefined && !(existsSync(o.distractorsFrom) && statSync(o.distractorsFrom).isDirectory())) {
+    throw new ConfigError(`Expected a folder of photos for --distractors-from but received ${JSON.stringify(o.distractorsFrom)}, which is not a folder`, 'E_SOURCE');
+  }
+  const distractorFolder = o.distractorsFrom ?? folder;
+  const { originals, distractors } = split(images, o, o.distractorsFrom === undefined ? undefined : await listImages(o.distractorsFrom));
   await prepareWorkDir(o.workDir);
   const p = o.progress ?? SILENT;
   const limit = pLimit(o.concurrency ?? availableParallelism());
@@ -161,7 +177,7 @@ export async function buildSuite(folder: string, o: SuiteOptions): Promise<Suite
     const stem = `u${pad(i + 1, width)}`;
     const name = job.kind === 'copy'
       ? await writeCopy(folder, originals[job.original], job.family, o.seed, join(upstreamDir, stem))
-      : await copyDistractor(folder, job.source, join(upstreamDir, stem));
+      : await copyDistractor(distractorFolder, job.source, join(upstreamDir, stem));
     p.tick();
     return { name: basename(name), job };
   })));

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Builds verify.wasm, which is committed: installs and tests never need clang.
+# Debian 12: apt-get install -y clang lld
+set -eu
+cd "$(dirname "$0")"
+# No libc (-nostdlib): the C uses compiler builtins only. -ffp-contract=off: no fused
+# multiply-adds (WebAssembly has none; keeps the arithmetic that of the source).
+clang --target=wasm32 -O3 -msimd128 -mbulk-memory -ffp-contract=off -nostdlib \
+  -Wall -Wextra -Wno-unused-parameter \
+  -Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=65536 -Wl,--stack-first \
+  -o verify.wasm verify.c
+ls -l verify.wasm
