@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
 import hnswlib from 'hnswlib-node';
-import { EF_SEARCH, HNSW_PARAMS } from '../src/index/hnsw.js';
+import { EF_SEARCH, HNSW_PARAMS } from '../src/ann/hnsw.js';
 import { decodeImage } from '../src/scan/decode.js';
 import { createRuntime } from '../src/embed/backend/index.js';
 import { loadModel } from '../src/embed/model-card.js';
@@ -128,11 +128,12 @@ function hnswRates(n: number, dims: number) {
 }
 
 /** Run one library call in a child process, so that its peak RSS is its own. */
-function child<T>(call: string): Promise<T & { seconds: number; maxRssMB: number }> {
+function child<T>(call: string): Promise<T & { seconds: number; cpuSeconds: number; maxRssMB: number }> {
   const code = `import(${JSON.stringify(new URL('../src/index.js', import.meta.url).href)}).then(async (m) => {
     const t0 = performance.now();
     const r = await ${call};
-    console.log(JSON.stringify({ ...r, seconds: (performance.now() - t0) / 1000, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+    const cpu = process.cpuUsage();
+    console.log(JSON.stringify({ ...r, seconds: (performance.now() - t0) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
   })`;
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -147,10 +148,11 @@ function prepareChild(down: string, db: string) {
   return child<{ images: number }>(`m.prepare({ downstream: [${JSON.stringify(down)}], db: ${JSON.stringify(db)} })`);
 }
 
-/** An upstream audit against the prepared downstream side (what every shard of a large run does). */
-function auditChild(up: string, downstreamDb: string, out: string, runtime: string) {
-  return child<{ upstream: number; upstreamSeconds: number }>(`m.audit({ upstream: [${JSON.stringify(up)}], downstreamDb: ${JSON.stringify(downstreamDb)}, out: ${JSON.stringify(out)}, runtime: ${JSON.stringify(runtime)} })
-      .then((r) => ({ upstream: r.summary.counts.upstream, upstreamSeconds: r.summary.timings.embedUpstream + r.summary.timings.match }))`);
+/** An upstream audit against the prepared downstream side (what every shard of a large run does), with the verify stage on or off. */
+function auditChild(up: string, downstreamDb: string, out: string, runtime: string, verify: string) {
+  return child<{ upstream: number; upstreamSeconds: number; verifySeconds: number; verifyPairs: number; candidates: number }>(`m.audit({ upstream: [${JSON.stringify(up)}], downstreamDb: ${JSON.stringify(downstreamDb)}, out: ${JSON.stringify(out)}, runtime: ${JSON.stringify(runtime)}, verify: ${JSON.stringify(verify)} })
+      .then((r) => ({ upstream: r.summary.counts.upstream, upstreamSeconds: r.summary.timings.embedUpstream + r.summary.timings.match,
+        verifySeconds: r.summary.timings.verify ?? 0, verifyPairs: r.summary.timings.verifyPairs ?? 0, candidates: r.summary.counts.candidates }))`);
 }
 
 const fmt = (x: number) => x.toFixed(0);
@@ -159,7 +161,7 @@ async function main() {
   const { values } = parseArgs({ options: {
     kinds: { type: 'string', default: 'png32,jpg64,jpg500' }, upstream: { type: 'string', default: '10000,100000' },
     downstream: { type: 'string', default: '10000' }, runtimes: { type: 'string', default: 'onnx' }, work: { type: 'string', default: join(packageRoot(), '.cache', 'bench') },
-    batch: { type: 'string', default: '32' },
+    batch: { type: 'string', default: '32' }, verify: { type: 'string', default: 'on,off' },
   } });
   const kinds = values.kinds!.split(',') as Kind[];
   const ups = values.upstream!.split(',').map(Number);
@@ -185,8 +187,8 @@ async function main() {
     ? `downstream: ${prep.images} jpg64 images × 8 views, prepared by an earlier run (${downDb}; delete it to measure the preparation)\n`
     : `downstream: ${prep.images} jpg64 images × 8 views prepared once in ${prep.seconds.toFixed(1)} s (${fmt((prep.images * 8) / prep.seconds)} views/s), peak RSS ${fmt(prep.maxRssMB)} MB\n`);
 
-  console.log('| input | runtime | upstream | decode-only img/s | embed-only img/s | audit img/s (whole run) | audit img/s (upstream side) | limit img/s | limit ratio | peak RSS MB |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| input | runtime | verify | upstream | decode-only img/s | embed-only img/s | audit img/s (whole run) | audit img/s (upstream side) | limit img/s | limit ratio | peak RSS MB | candidates | verify pairs/s | CPU: verify / decode+model / rest |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   const embedCosts: string[] = [];
   // Embed-only is measured right before and right after every audit, and the audit's limit uses
   // the mean of the two: this machine's speed drifts by up to ±20% within a run.
@@ -197,7 +199,7 @@ async function main() {
     const upDir = join(values.work!, kind, 'up');
     await generate(kind, maxUp, upDir, 0, photos);
     const dec = await decodeOnly(upDir, Math.min(maxUp, 3000), 8, model.card.input.size);
-    for (const runtime of values.runtimes!.split(',')) {
+    for (const [runtime, verify] of values.runtimes!.split(',').flatMap((rt) => values.verify!.split(',').map((v) => [rt, v] as const))) {
       const slope: { n: number; s: number }[] = [];
       for (const n of ups) {
         const listDir = join(values.work!, kind, `list-${n}`);
@@ -206,7 +208,7 @@ async function main() {
         writeFileSync(list, readdirSync(upDir).filter((f) => !f.startsWith('.')).sort().slice(0, n).map((f) => join(upDir, f)).join('\n'));
         const out = join(values.work!, kind, `out-${n}`);
         rmSync(out, { recursive: true, force: true });
-        const r = await auditChild(`list:${list}`, downDb, out, runtime);
+        const r = await auditChild(`list:${list}`, downDb, out, runtime, verify);
         const embedAfter = await measureEmbed();
         const emb = { perSecond: (embedBefore.perSecond + embedAfter.perSecond) / 2, coreSecondsPerImage: (embedBefore.coreSecondsPerImage + embedAfter.coreSecondsPerImage) / 2 };
         embedCosts.push(`${embedBefore.coreSecondsPerImage.toExponential(2)}/${embedAfter.coreSecondsPerImage.toExponential(2)}`);
@@ -214,12 +216,17 @@ async function main() {
         const limit = 2 / (dec.coreSecondsPerImage + emb.coreSecondsPerImage);
         const upSide = r.upstream / r.upstreamSeconds;
         slope.push({ n, s: r.seconds });
-        console.log(`| ${kind} | ${runtime} | ${n} | ${fmt(dec.perSecond)} | ${fmt(emb.perSecond)} | ${fmt(r.upstream / r.seconds)} | ${fmt(upSide)} | ${fmt(limit)} | ${(upSide / limit).toFixed(2)} | ${fmt(r.maxRssMB)} |`);
+        // CPU shares of the whole process: the verifier's own time (single-threaded, on the main
+        // thread), decode + model at their measured cost per image, and the rest (matching, catalog, reading).
+        const modelCpu = r.upstream * (dec.coreSecondsPerImage + emb.coreSecondsPerImage);
+        const share = (x: number) => `${((100 * x) / r.cpuSeconds).toFixed(0)}%`;
+        const verifyRate = r.verifySeconds > 0 ? fmt(r.verifyPairs / r.verifySeconds) : '–';
+        console.log(`| ${kind} | ${runtime} | ${verify} | ${n} | ${fmt(dec.perSecond)} | ${fmt(emb.perSecond)} | ${fmt(r.upstream / r.seconds)} | ${fmt(upSide)} | ${fmt(limit)} | ${(upSide / limit).toFixed(2)} | ${fmt(r.maxRssMB)} | ${r.candidates} | ${verifyRate} (${r.verifyPairs} pairs) | ${share(r.verifySeconds)} / ${share(modelCpu)} / ${share(r.cpuSeconds - r.verifySeconds - modelCpu)} |`);
       }
       if (slope.length >= 2) {
         const [a, b] = [slope[0]!, slope[slope.length - 1]!];
         const perImage = (b.s - a.s) / (b.n - a.n);
-        console.log(`|  | ${runtime} | 1,000,000 (extrapolated from the slope ${a.n}→${b.n}) |  |  |  | ${fmt(1 / perImage)} |  |  | est. ${((a.s + perImage * (1e6 - a.n)) / 3600).toFixed(2)} h in all |`);
+        console.log(`|  | ${runtime} | ${verify} | 1,000,000 (extrapolated from the slope ${a.n}→${b.n}) |  |  |  | ${fmt(1 / perImage)} |  |  | est. ${((a.s + perImage * (1e6 - a.n)) / 3600).toFixed(2)} h in all |`);
       }
     }
   }

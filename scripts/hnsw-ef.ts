@@ -13,7 +13,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Catalog } from '../src/state/catalog.js';
-import { buildIndex } from '../src/index/hnsw.js';
+import { buildIndex } from '../src/ann/hnsw.js';
 import { indexPathFor } from '../src/audit/session.js';
 import { applyTransform, FAMILIES, type FamilyName } from '../src/eval/transforms.js';
 import { decodeRead } from '../src/scan/decode.js';

@@ -1,7 +1,7 @@
 import { resolveOptions, type RawOptions, type ResolvedOptions } from '../config/options.js';
 import { runDecodeOnly, runEmbed, type EmbedStageOptions } from '../embed/run.js';
 import { VIEWS } from '../embed/views.js';
-import { buildIndex, type DownstreamIndex } from '../index/hnsw.js';
+import { buildIndex, type DownstreamIndex } from '../ann/hnsw.js';
 import { applyThreshold, MatchCursor, type MatchOptions, type MatchResult } from '../match/run.js';
 import { createAligner } from '../verify/aligner.js';
 import { ensurePlanes, PairVerifier, PlaneStore } from '../verify/run.js';

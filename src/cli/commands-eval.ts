@@ -21,7 +21,7 @@ const EVAL_FLAGS: FlagSpec[] = [
   own('distractors-from', 'distractorsFrom', 'take the distractors from this folder (scale mode, e.g. ../shared/data/tiny-imagenet/train for 50,000)', '<dir>'),
   own('seed', 'seed', 'seed of the suite; the same seed rebuilds the same files (default 1)', '<n>'),
   own('threshold', 'threshold', "cosine threshold of the cosine-only decision (default: the model card's)", '<x>'),
-  own('verify', 'verify', 'on (default): also verify every candidate by alignment and report the verified decision beside cosine; off: cosine only', 'on|off'),
+  own('verify', 'verify', 'on (default): also verify every candidate by alignment and report the verified decision beside cosine; off: cosine only', '<on|off>'),
   own('verify-threshold', 'verifyThreshold', "threshold of the verified score (default: the model card's)", '<x>'),
   own('floor', 'floor', "cosine floor of the candidates (default: the model card's, as an audit uses)", '<x>'),
   own('k', 'k', 'candidates kept per upstream image (default 5)', '<n>'),

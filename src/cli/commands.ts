@@ -12,7 +12,7 @@ export type { Command, CommandIO };
 const F = FLAGS;
 const COMMON: FlagSpec[] = [F.db, F.model, F.runtime, F.wait, F.quiet, F.help];
 const SIDES: FlagSpec[] = [F.upstream, F.downstream];
-const MATCHING: FlagSpec[] = [F.threshold, F.floor, F.k];
+const MATCHING: FlagSpec[] = [F.threshold, F.floor, F.k, F.verify];
 const DECODE: FlagSpec[] = [F.concurrency, F.batchSize, F.threads, F.followLinks];
 
 const progressFor = (o: RawOptions, io: CommandIO) => createProgress({ enabled: io.isTTY && !o.quiet });
@@ -25,7 +25,7 @@ function printSummary(summary: Summary, o: RawOptions, io: CommandIO, outDir: st
   const c = summary.counts;
   io.stdout(
     `upstream ${c.upstream} images (${c.upstreamOk} ok), downstream ${c.downstream} (${c.downstreamOk} ok), ${c.errors} with errors (see errors.csv)\n` +
-      `${c.removed} upstream images match a downstream image at threshold ${summary.threshold} (${c.exactDuplicates} byte-identical copies); ${c.kept} kept\n` +
+      `${c.removed} upstream images match a downstream image at ${summary.decidedBy === 'verified' ? 'verified score' : 'cosine'} threshold ${summary.threshold} (${c.exactDuplicates} byte-identical copies); ${c.kept} kept\n` +
       `outputs in ${outDir}: matches.csv candidates.csv keep.txt removed.csv errors.csv summary.json report.html\n`,
   );
 }
@@ -71,7 +71,7 @@ const index = command('index', 'neardup index [--downstream <source>...] [--db <
   });
 
 const match = command('match', 'neardup match [--upstream <source>...] [--downstream <source>...] [--threshold <x>] [--db <file>]',
-  'Query every upstream embedding against the downstream index and decide at the threshold. A new threshold alone re-decides without searching again.',
+  'Query every upstream embedding against the downstream index, verify each candidate by alignment (upstream images are decoded again for it when run alone; audit hands them over from its decode) and decide at the threshold. A new threshold alone re-decides from stored scores without searching or verifying again.',
   [...SIDES, F.out, ...MATCHING, F.json, ...COMMON], false,
   async (o, _p, io) => {
     const { match: run } = await import('../audit/run.js');
@@ -107,7 +107,7 @@ const purge = command('purge', 'neardup purge --out <dir> [--apply move --to <di
 
 const dedup = command('dedup', 'neardup dedup <source>... --out <dir> [--keep largest|largest-file|first] [--threshold <x>]',
   'Near-duplicate groups within one dataset: one keeper per group by the keep policy; every duplicate is directly similar to its keeper (no chaining).',
-  [F.out, F.keep, F.threshold, F.k, ...DECODE, F.json, ...COMMON], true,
+  [F.out, F.keep, ...MATCHING, ...DECODE, F.json, ...COMMON], true,
   async (o, positionals, io) => {
     const { dedup: run } = await import('../dedup/run.js');
     const r = await run({ ...o, sources: positionals }, { progress: progressFor(o, io) });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { resolveOptions, type KeepPolicy, type RawOptions } from '../config/options.js';
 import { ConfigError } from '../errors.js';
 import { runEmbed } from '../embed/run.js';
-import { buildIndex, searchOne, type DownstreamIndex } from '../index/hnsw.js';
+import { buildIndex, searchOne, type DownstreamIndex } from '../ann/hnsw.js';
 import { keepLine, scoreText, writeFileAtomic } from '../purge/outputs.js';
 import { writeCsvFile } from '../report/csv.js';
 import { parseSource } from '../sources/list.js';
@@ -12,6 +12,8 @@ import { errorRows, errorsByReason } from '../state/queries.js';
 import { SILENT, type Progress } from '../util/progress-types.js';
 import { byPath } from '../util/order.js';
 import { listSources, openSession } from '../audit/session.js';
+import { createAligner } from '../verify/aligner.js';
+import { ensurePlanes, PairVerifier } from '../verify/run.js';
 
 export interface DedupMember { id: number; path: string; score: number }
 export interface DedupGroup { keeper: DedupMember; duplicates: DedupMember[] }
@@ -58,7 +60,7 @@ export function groupDuplicates(images: Candidate[], neighbours: (c: Candidate) 
   return groups;
 }
 
-async function writeDedupOutputs(catalog: Catalog, sourceIds: number[], images: Candidate[], groups: DedupGroup[], threshold: number, outDir: string) {
+async function writeDedupOutputs(catalog: Catalog, sourceIds: number[], images: Candidate[], groups: DedupGroup[], threshold: number, verified: boolean, outDir: string) {
   mkdirSync(outDir, { recursive: true });
   const removedIds = new Set(groups.flatMap((g) => g.duplicates.map((d) => d.id)));
   const rows = groups.flatMap((g, i) => [[i + 1, g.keeper.path, 'keep', scoreText(1)], ...g.duplicates.map((d) => [i + 1, d.path, 'duplicate', scoreText(d.score)])]);
@@ -68,15 +70,32 @@ async function writeDedupOutputs(catalog: Catalog, sourceIds: number[], images: 
   writeFileAtomic(join(outDir, 'keep.txt'), kept.length ? `${kept.map(keepLine).join('\n')}\n` : '');
   const errors = errorRows(catalog, sourceIds);
   await writeCsvFile(join(outDir, 'errors.csv'), ['path', 'role', 'source', 'reason'], errors.map((e) => [e.path, e.role, e.source, e.error]));
-  const summary = { threshold, images: images.length, groups: groups.length, removed: removedIds.size, kept: kept.length, errors: { count: errors.length, byReason: errorsByReason(errors) } };
+  const summary = { threshold, decidedBy: verified ? 'verified' : 'cosine', images: images.length, groups: groups.length, removed: removedIds.size, kept: kept.length, errors: { count: errors.length, byReason: errorsByReason(errors) } };
   writeFileAtomic(join(outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return { removed: removedIds.size, kept: kept.length, errors: errors.length };
 }
 
+/** Neighbours by cosine alone (`--verify off`): those at or above the threshold. */
 function neighboursFrom(index: DownstreamIndex, k: number, threshold: number) {
   return (c: Candidate) => {
     const v = index.vectors.get(c.id);
     return v ? searchOne(index, v.subarray(0, index.dims), k + 1, threshold).map((h) => ({ id: h.downstreamId, score: h.score })) : [];
+  };
+}
+
+/**
+ * Neighbours through the verify stage, as in an audit: every neighbour above the cosine floor is
+ * aligned with the keeper, and its verified score decides. The keeper is the image set once;
+ * its neighbours are the prepared (and cached) side.
+ */
+function verifiedNeighboursFrom(catalog: Catalog, index: DownstreamIndex, verifier: PairVerifier, k: number, floor: number, threshold: number, size: number) {
+  return (c: Candidate) => {
+    const v = index.vectors.get(c.id);
+    const luma = catalog.plane(c.hash, size);
+    if (!v || !luma) return [];
+    const hits = searchOne(index, v.subarray(0, index.dims), k + 1, floor).filter((h) => h.downstreamId !== c.id);
+    return verifier.verify(c.id, luma, hits.map((h) => ({ downstreamId: h.downstreamId, view: 0 })))
+      .filter((p) => p.verifyScore >= threshold).map((p) => ({ id: p.downstreamId, score: p.verifyScore }));
   };
 }
 
@@ -89,13 +108,20 @@ export async function dedup(raw: RawOptions, hooks: { progress?: Progress } = {}
   const s = openSession(options);
   try {
     const ids = await listSources(s.catalog, 'dataset', options.sources, options.followLinks, p);
+    const size = s.model.card.input.size;
     p.start('embed', undefined);
-    await runEmbed(s.catalog, s.model, await s.runtime(), { sourceIds: ids, views: 1, batchSize: options.batchSize, concurrency: options.concurrency }, p);
+    // With verification every image's plane is kept: a keeper and its neighbours come in any order.
+    await runEmbed(s.catalog, s.model, await s.runtime(), { sourceIds: ids, views: 1, batchSize: options.batchSize, concurrency: options.concurrency, planes: s.rule.verify ? 'catalog' : undefined }, p);
     p.done();
     const index = buildIndex(s.catalog, { sourceIds: ids, modelId: s.model.id, views: 1, dims: s.model.card.output.dims, path: `${options.db}.${s.model.card.name}.dedup.hnsw` }, p);
     const images = candidatesOf(s.catalog, ids);
-    const groups = groupDuplicates(images, neighboursFrom(index, options.k, s.threshold), options.keep);
-    const written = await writeDedupOutputs(s.catalog, ids, images, groups, s.threshold, options.out);
+    let neighbours = neighboursFrom(index, options.k, s.threshold);
+    if (s.rule.verify) {
+      await ensurePlanes(s.catalog, ids, size, options.concurrency, p);
+      neighbours = verifiedNeighboursFrom(s.catalog, index, new PairVerifier(s.catalog, createAligner(), size), options.k, s.floor, s.threshold, size);
+    }
+    const groups = groupDuplicates(images, neighbours, options.keep);
+    const written = await writeDedupOutputs(s.catalog, ids, images, groups, s.threshold, s.rule.verify, options.out);
     return { images: images.length, groups, ...written, threshold: s.threshold, outDir: options.out };
   } finally {
     await s.close();

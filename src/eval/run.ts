@@ -118,6 +118,8 @@ export interface VerifiedMetrics extends MethodMetrics {
   /** False matches (wrong top-1 decisions) per 1e9 (upstream × downstream) pairs at the default threshold. */
   falsePer1e9Pairs: number;
   verifier: string;
+  /** The threshold a card would take ({@link verifiedThreshold}) and the scores there; null when precision 0.99 is out of reach. */
+  proposed: OperatingPoint | null;
 }
 
 /** Result of {@link evaluate}. */
@@ -291,7 +293,11 @@ export async function evaluate(folder: string, o: EvalOptions = {}): Promise<Eva
     const pairs = r.info.upstreamImages * r.info.originals;
     const verifyThreshold = o.verifyThreshold ?? model.card.verify?.threshold ?? VERIFY_FALLBACK.threshold;
     const verifiedBase = (o.verify ?? 'on') === 'on' ? methodMetrics(r.verifiedRows, r.suite, verifyThreshold) : null;
-    const verified = verifiedBase && { ...verifiedBase, falsePer1e9Pairs: falsePer1e9(verifiedBase.atDefault, pairs), verifier: VERIFIER_ID };
+    const proposedVerified = verifiedBase && verifiedThreshold(verifiedBase);
+    const verified = verifiedBase && {
+      ...verifiedBase, falsePer1e9Pairs: falsePer1e9(verifiedBase.atDefault, pairs), verifier: VERIFIER_ID,
+      proposed: proposedVerified === null ? null : operatingPoint(r.verifiedRows, r.suite, proposedVerified),
+    };
     const p99 = metrics.targets.find((t) => t.target === CARD_TARGET)!.threshold;
     const p = o.progress ?? SILENT;
     p.start('dHash baseline', undefined);
@@ -358,9 +364,43 @@ export async function writeCard(modelDir: string, report: EvalReport): Promise<n
   card.threshold = report.proposed.threshold;
   card.calibration = calibrationSection(report);
   card.quality = qualitySection(report, report.proposed);
+  if (report.verified) card.verify = verifySection(report, report.verified);
   await writeJsonAtomic(path, card);
   return report.proposed.threshold;
 }
+
+/**
+ * The verified threshold a card takes: where precision reaches 0.999 on the suite when that costs
+ * at most a point of recall against precision 0.99 (the verified score separates copies from
+ * look-alikes with a wide gap, so the stricter point is nearly free and keeps a margin for
+ * larger runs), else the 0.99 point; rounded up to 3 decimals.
+ */
+export function verifiedThreshold(v: MethodMetrics): number | null {
+  const p99 = v.targets.find((t) => t.target === CARD_TARGET);
+  const p999 = v.targets.find((t) => t.target === 0.999);
+  if (!p99?.point || p99.threshold === null) return null;
+  const strict = p999?.point && p999.threshold !== null && p999.point.recall >= p99.point.recall - 0.01;
+  return ceil3(strict ? p999!.threshold! : p99.threshold);
+}
+
+function verifySection(report: EvalReport, v: VerifiedMetrics): Record<string, unknown> {
+  const at = v.proposed;
+  if (at === null) throw new NeardupError('The verified decision does not reach precision 0.99 on the suite: the card was left unchanged', 'E_UNCALIBRATED');
+  const threshold = at.threshold;
+  const s = report.suite;
+  return {
+    threshold, floor: report.retrieval.floor, k: report.retrieval.k, verifier: v.verifier,
+    suite: `${s.originals} originals from ${s.folder}, one copy per family (${s.families.length} families), ${s.distractors} distractors; top-1 precision over all upstream images`,
+    precision: at.precision, recall: at.recall, falsePer1e9Pairs: report.pairs === 0 ? 0 : ((at.predicted - at.correct) / report.pairs) * 1e9,
+    bestRecallAtP99: v.bestRecallAtP99,
+    families: at.families.map((f) => ({
+      family: f.family, copies: f.copies, candidates: report.retrieval.families.find((r) => r.family === f.family)?.ceiling ?? null, verified: f.recall,
+      cosine: report.proposed?.families.find((c) => c.family === f.family)?.recall ?? null,
+    })),
+    command: report.command, date: report.date,
+  };
+}
+
 
 function calibrationSection(report: EvalReport): Record<string, unknown> {
   const s = report.suite;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Catalog, MatchRow } from '../state/catalog.js';
-import { searchOne, type DownstreamIndex } from '../index/hnsw.js';
+import { searchOne, type DownstreamIndex } from '../ann/hnsw.js';
 import type { Progress } from '../util/progress-types.js';
 import { decideCandidate, decisionOf, explain, verifyBacklog, type AlignmentRecord, type DecisionRule, type PairVerifier, type PlaneStore } from '../verify/run.js';
 

@@ -1,8 +1,8 @@
 /**
  * The static HTML contamination report: one self-contained page with inline CSS and SVG, no
  * scripts and no external resources, so it can be mailed or archived next to a purge plan.
- * Every caller-supplied string (file names especially) is escaped; thumbnails are accepted only
- * as base64 image data URIs.
+ * Every caller-supplied string (file names especially) is escaped; thumbnails and overlays are
+ * accepted only as base64 image data URIs.
  */
 import { invalidOption } from '../errors.js';
 
@@ -21,6 +21,13 @@ export interface ReportPair {
   /** What each side's source says about the image (label, class, ...), shown as small text. */
   upstreamMeta?: Readonly<Record<string, string | number>>;
   downstreamMeta?: Readonly<Record<string, string | number>>;
+  /** The verify stage's score (absent or null: not verified, e.g. exact duplicates, `--verify off`). */
+  verifyScore?: number | null;
+  /**
+   * The downstream image warped onto the upstream one by the alignment found (report/overlay.ts),
+   * as a base64 image data URI; absent when the pair has no transform or a file is unreadable.
+   */
+  overlay?: string;
 }
 
 /** Everything the report shows; the renderer computes only bins, sorting and percentages. */
@@ -160,9 +167,12 @@ tfoot td { font-weight: 600; }
 .legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: -1px; }
 .note { color: #57606a; font-size: 12px; }
 .pairs { display: grid; grid-template-columns: repeat(auto-fill, minmax(380px, 1fr)); gap: 12px; }
+.pairs.overlays { grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); }
 .pair { border: 1px solid #d8dde3; border-radius: 6px; padding: 8px; }
 .pair header { font-variant-numeric: tabular-nums; margin-bottom: 6px; }
-.pair .sides { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; }
+.pair .sides { display: grid; grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); gap: 8px; }
+.pair .reason { margin: 0 0 6px; color: #57606a; font-size: 12px; }
+.swatch { display: inline-block; width: 9px; height: 9px; vertical-align: 0; margin-right: 2px; }
 .pair figure { margin: 0; min-width: 0; }
 .pair img, .pair .nothumb { width: 160px; height: 160px; object-fit: contain; background: #f3f5f7; display: block; }
 .pair .nothumb { line-height: 160px; text-align: center; color: #8c959f; font-size: 12px; }
@@ -322,13 +332,34 @@ function renderPairs(pairs: readonly ReportPair[], maxPairs: number): string {
   const note = omitted > 0
     ? `<p class="omitted">${fmtInt(omitted)} more pairs omitted (showing the top ${fmtInt(shown.length)} by score).</p>`
     : '';
-  return `${head}\n<div class="pairs">\n${shown.map(pairCard).join('\n')}\n</div>${note ? '\n' + note : ''}`;
+  const cls = shown.some(hasOverlay) ? 'pairs overlays' : 'pairs';
+  return `${head}\n<div class="${cls}">\n${shown.map(pairCard).join('\n')}\n</div>${note ? '\n' + note : ''}`;
 }
 
+const hasOverlay = (p: ReportPair): boolean => p.overlay !== undefined && SAFE_THUMB.test(p.overlay);
+
+/**
+ * A pair: the cosine (bold, what pairs are sorted by), the view and, when verified, the verified
+ * score; the reason on a line of its own; the two thumbnails and, for a verified pair with an
+ * overlay, the aligned overlay as a third picture.
+ */
 function pairCard(p: ReportPair): string {
-  return `<article class="pair"><header><b>${fmtScore(p.score)}</b> · view ${escapeHtml(p.view)} · ${escapeHtml(p.reason)}</header>` +
+  const verified = typeof p.verifyScore === 'number' ? ` · verified ${fmtVerified(p.verifyScore)}` : '';
+  const overlay = hasOverlay(p) ? overlayFigure(p.overlay!) : '';
+  return `<article class="pair"><header><b>${fmtScore(p.score)}</b> · view ${escapeHtml(p.view)}${verified}</header>` +
+    `<p class="reason">${escapeHtml(p.reason)}</p>` +
     `<div class="sides">${side('upstream', p.upstream, p.upstreamThumb, p.upstreamMeta)}` +
-    `${side(`downstream · ${p.downstreamSource}`, p.downstream, p.downstreamThumb, p.downstreamMeta)}</div></article>`;
+    `${side(`downstream · ${p.downstreamSource}`, p.downstream, p.downstreamThumb, p.downstreamMeta)}${overlay}</div></article>`;
+}
+
+const fmtVerified = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : String(n));
+
+/** The colours are overlay.ts's: upstream in magenta, the warped downstream in green, grey where they agree. */
+function overlayFigure(uri: string): string {
+  const swatch = (color: string) => `<span class="swatch" style="background:${color}"></span>`;
+  return `<figure class="overlay"><img src="${uri}" alt="downstream image warped onto the upstream image" width="160" height="160" loading="lazy" decoding="async">` +
+    `<figcaption><span class="note">overlay (aligned)</span><br><span class="imeta">${swatch('#8c8c8c')}grey: both agree · ` +
+    `${swatch('#c000c0')}magenta: upstream only · ${swatch('#00b000')}green: downstream only · dimmed: outside the aligned copy</span></figcaption></figure>`;
 }
 
 // Only base64 image data URIs: a caller bug must not turn into a remote fetch or script URL.

@@ -111,7 +111,7 @@ function mergedSummary(parts: Summary[], m: { candidates: string[][]; matches: s
   // contaminated ones from the merged matches (the downstream meta of each distinct image).
   if (first.contamination_by_label) {
     const images = new Map(first.contamination_by_label.map((r) => [r.label, r.images]));
-    summary.contamination_by_label = labelTable(images, new Map(m.matches.map((c) => [c[1]!, c[7]])).values());
+    summary.contamination_by_label = labelTable(images, new Map(m.matches.map((c) => [c[1]!, c[CANDIDATES_HEADER.indexOf('downstream_meta')]])).values());
   }
   return summary;
 }

@@ -9,6 +9,7 @@ import { scoreText, viewName, writeFileAtomic, type PurgeResult, type PurgeSelec
 import { VIEWS } from '../embed/views.js';
 import { writeCsvFile } from './csv.js';
 import { renderReport, DEFAULT_MAX_PAIRS, type ReportPair } from './html.js';
+import { overlayDataUri } from './overlay.js';
 
 export interface ReportMeta {
   version: string;
@@ -140,15 +141,19 @@ export interface PairRow {
 }
 
 /**
- * report.html: thumbnails are made here, from the files the pairs name. Scores are taken as
- * printed in the CSVs (6 decimals) so that a report rebuilt from CSVs (merge) is the same page.
+ * report.html: thumbnails, and for verified pairs the aligned overlay (overlay.ts), are made
+ * here from the files the pairs name. Scores and transforms are taken as printed in the CSVs
+ * (the transform's rounding is the catalog's own) so that a report rebuilt from CSVs (merge) is
+ * the same page.
  */
 export async function renderReportFile(outDir: string, summary: Summary, pairs: PairRow[], candidateScores: number[]): Promise<void> {
   const limit = pLimit(4);
+  const verified = (x: number | null | undefined) => (x === null || x === undefined ? undefined : Number(x.toFixed(3)));
   const shown = await Promise.all(pairs.slice(0, DEFAULT_MAX_PAIRS).map((m) => limit(async (): Promise<ReportPair> => ({
     upstream: m.upstream, downstream: m.downstream, downstreamSource: m.downstreamSource, score: printedScore(m.score), view: viewName(m.view),
-    reason: m.reason,
+    reason: m.reason, verifyScore: verified(m.verifyScore),
     upstreamThumb: await thumbnailDataUri(m.upstream), downstreamThumb: await thumbnailDataUri(m.downstream),
+    overlay: m.transform ? await overlayDataUri(m.upstream, m.downstream, m.view, m.transform) : undefined,
     upstreamMeta: parseMeta(m.upstreamMeta), downstreamMeta: parseMeta(m.downstreamMeta),
   }))));
   const c = summary.counts;

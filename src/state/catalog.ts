@@ -122,7 +122,11 @@ export class Catalog {
   private migrate(): void {
     this.checkVersion();
     this.db.transaction(() => {
-      for (let v = this.storedVersion() ?? SCHEMA_VERSION; v < SCHEMA_VERSION; v++) this.db.exec(MIGRATIONS[v]!);
+      for (let v = this.storedVersion() ?? SCHEMA_VERSION; v < SCHEMA_VERSION; v++) {
+        const step = MIGRATIONS[v]!;
+        if (typeof step === 'string') this.db.exec(step);
+        else step(this.db);
+      }
       this.db.exec(SCHEMA_SQL);
       this.db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(SCHEMA_VERSION));
     }).immediate();

@@ -124,7 +124,7 @@ CREATE TABLE IF NOT EXISTS runs (
  * v3 -> v4: matches gain verify_score and alignment (the verify stage); rows are kept and verified
  * when a run with verification next reaches them. The planes table is new (SCHEMA_SQL makes it).
  */
-export const MIGRATIONS: Record<number, string> = {
+export const MIGRATIONS: Record<number, string | ((db: { exec(sql: string): unknown; prepare(sql: string): { all(...a: unknown[]): unknown[] } }) => void)> = {
   1: `ALTER TABLE images ADD COLUMN meta TEXT;
       UPDATE images SET status = 'pending', hash = NULL, width = NULL, height = NULL WHERE status = 'ok';
       DELETE FROM embeddings; DELETE FROM matches; DELETE FROM match_state;`,
@@ -132,7 +132,11 @@ export const MIGRATIONS: Record<number, string> = {
       INSERT INTO embeddings_v3 (hash, model_id, views, vectors) SELECT hash, model_id, views, vectors FROM embeddings;
       DROP TABLE embeddings;
       ALTER TABLE embeddings_v3 RENAME TO embeddings;`,
-  3: `ALTER TABLE matches ADD COLUMN verify_score REAL;
-      ALTER TABLE matches ADD COLUMN alignment TEXT;`,
+  // Columns added only where missing: a catalog can reach here having them already.
+  3: (db) => {
+    const have = new Set((db.prepare('PRAGMA table_info(matches)').all() as { name: string }[]).map((c) => c.name));
+    if (!have.has('verify_score')) db.exec('ALTER TABLE matches ADD COLUMN verify_score REAL');
+    if (!have.has('alignment')) db.exec('ALTER TABLE matches ADD COLUMN alignment TEXT');
+  },
 };
 

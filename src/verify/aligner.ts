@@ -1,5 +1,6 @@
 import { applyView } from '../embed/views.js';
 import type { Alignment } from './geometry.js';
+import { prepareDownstream, VerifyKernel, type DownstreamPlanes } from './kernel.js';
 import { preparePlane, prepareUpstream, verifyPair, type ReferenceUpstream } from './reference.js';
 
 /**
@@ -24,8 +25,19 @@ export function referenceAligner(): Aligner {
   };
 }
 
+/** The compiled verifier (kernel.ts, native/verify-wasm): what production runs. */
+export function kernelAligner(): Aligner {
+  const kernel = new VerifyKernel();
+  return {
+    name: 'wasm',
+    prepareDownstream: (luma) => prepareDownstream(luma),
+    setUpstream: (luma) => kernel.setUpstream(luma),
+    verify: (down) => kernel.verify(down as DownstreamPlanes),
+  };
+}
+
 /** The aligner production runs. */
-export const createAligner = (): Aligner => referenceAligner();
+export const createAligner = (): Aligner => kernelAligner();
 
 /** A downstream luma plane in view k (the dihedral views of embed/views.ts). */
 export const lumaInView = (luma: Uint8Array, size: number, view: number): Uint8Array => applyView(luma, size, view, 1);

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 
-const ZOOMS = [0.5, 0.6, 0.72, 0.86, 1.0, 1.19, 1.41, 1.68, 2.0];
+const ZOOMS = [0.42, 0.5, 0.6, 0.72, 0.86, 1.0, 1.19, 1.41, 1.68, 2.0];
 const ANGLES_DEG = [-20, -10, 0, 10, 20];
 
 export const GEOMETRY = Object.freeze({
@@ -25,10 +25,14 @@ export const GEOMETRY = Object.freeze({
   iterations: 4,
   /** The cascade: an alignment scoring below this before refinement is not refined. */
   refineFrom: 0.2,
-  /** Share of the upstream image the aligned downstream image must cover before the score is scaled down. */
+  /**
+   * The overlap, as a share of the upstream image or of the downstream image (whichever is
+   * larger: a zoomed-out copy shows all of the test image in a small part of itself), below
+   * which the score is scaled down in proportion.
+   */
   minOverlap: 0.35,
   /** Zooms outside this range are not copies this verifier can vouch for. */
-  minZoom: 0.4,
+  minZoom: 0.38,
   maxZoom: 2.6,
 });
 
@@ -77,10 +81,15 @@ export function describeAffine(m: Affine): { zoom: number; angle: number; shiftX
   return { zoom, angle, shiftX: (ux - CENTRE) / SIDE, shiftY: (uy - CENTRE) / SIDE };
 }
 
-/** The score a candidate gets from one alignment: NCC, scaled down when the overlap is small or the zoom absurd. */
+/**
+ * The score a candidate gets from one alignment: NCC, scaled down when the overlap is small in
+ * both images, 0 when the zoom is absurd. `overlap` is the share of the upstream image covered;
+ * the share of the downstream image seen is that times the map's area ratio (|det|).
+ */
 export function scoreOf(ncc: number, overlap: number, m: Affine): number {
   const { zoom } = describeAffine(m);
   if (!(zoom >= GEOMETRY.minZoom && zoom <= GEOMETRY.maxZoom)) return 0;
-  return overlap >= GEOMETRY.minOverlap ? ncc : (ncc * overlap) / GEOMETRY.minOverlap;
+  const shared = Math.max(overlap, Math.min(1, overlap * Math.abs(m[0] * m[4] - m[1] * m[3])));
+  return shared >= GEOMETRY.minOverlap ? ncc : (ncc * shared) / GEOMETRY.minOverlap;
 }
 

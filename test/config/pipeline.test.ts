@@ -37,7 +37,10 @@ test('options are validated once with messages that name the option', () => {
   assert.throws(() => resolveOptions({ threshold: 'abc' }), /Expected a number from -1 to 1 for threshold but received "abc"/);
   assert.throws(() => resolveOptions({ concurrency: 0 }), /Expected an integer from 1 to 256 for concurrency/);
   assert.throws(() => resolveOptions({ runtime: 'tensorrt' }), /one of onnx, onnx-main-thread, tfjs for runtime/);
-  assert.throws(() => resolveOptions({ threshold: 0.5, floor: 0.9 }), /floor \(0.9\) must not exceed threshold/);
+  assert.throws(() => resolveOptions({ threshold: 0.5, floor: 0.9, verify: 'off' }), /floor \(0.9\) must not exceed threshold/);
+  // With verification the threshold is on the verified score and the floor a cosine: no order between them.
+  assert.equal(resolveOptions({ threshold: 0.5, floor: 0.9 }).floor, 0.9);
+  assert.throws(() => resolveOptions({ verify: 'yes' }), /Expected on or off for verify but received "yes"/);
   assert.throws(() => resolveOptions({}, { out: true }), /Missing --out/);
   const o = resolveOptions({ out: 'x', threshold: '0.9' });
   assert.equal(o.threshold, 0.9);

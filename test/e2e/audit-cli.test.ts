@@ -73,12 +73,19 @@ describe('neardup audit on the fixtures', () => {
     assert.match(firstOutputs['report.html']!, /<html/i);
   });
 
-  test('matches.csv has exactly the header upstream,downstream,score,view,upstream_meta,downstream_meta', () => {
+  test('matches.csv has exactly the header upstream,downstream,score,view,verify_score,zoom,angle,shift_x,shift_y,overlap,reason,upstream_meta,downstream_meta', () => {
     const text = firstOutputs['matches.csv']!;
-    assert.equal(text.split('\n')[0], 'upstream,downstream,score,view,upstream_meta,downstream_meta');
+    assert.equal(text.split('\n')[0], 'upstream,downstream,score,view,verify_score,zoom,angle,shift_x,shift_y,overlap,reason,upstream_meta,downstream_meta');
+    const threshold = readSummary(out).threshold;
     for (const row of csvObjects(join(out, 'matches.csv'))) {
       const score = Number(row.score);
       assert.ok(Number.isFinite(score) && score >= -1 && score <= 1 + 1e-6, `score ${row.score}`);
+      // Every match but a byte-identical one was verified at the threshold, and says how it aligned.
+      if (row.verify_score !== '') {
+        assert.ok(Number(row.verify_score) >= threshold, `verify_score ${row.verify_score}`);
+        assert.ok(Number(row.zoom) > 0.3 && Number(row.overlap) > 0, `transform ${row.zoom} ${row.overlap}`);
+        assert.match(row.reason!, /^aligned: zoom /);
+      } else assert.equal(row.reason, 'exact duplicate: byte-identical image data');
       assert.ok(row.upstream!.startsWith(`${UP}/`), row.upstream);
       assert.ok(row.downstream!.startsWith(`${DOWN}/`), row.downstream);
     }
@@ -186,14 +193,14 @@ describe('neardup audit on the fixtures', () => {
     assertSameOutputs(readOutputs(out), firstOutputs);
   });
 
-  test('report --threshold 0.99 re-decides from the catalog without re-embedding', async () => {
+  test('report --verify off --threshold 0.99 re-decides by cosine from the catalog without re-embedding', async () => {
     const snapshot = () => withDb((db) => ({
       embeddings: db.prepare('SELECT hash, model_id, views FROM embeddings ORDER BY hash, model_id').all(),
       candidates: db.prepare('SELECT upstream_id, downstream_id, score, view, kind FROM matches ORDER BY 1, 2').all(),
     }));
     const before = snapshot();
     const oldMatches = csvObjects(join(out, 'matches.csv'));
-    const r = await runCli(['report', '--out', out, '--threshold', '0.99', '-q']);
+    const r = await runCli(['report', '--out', out, '--verify', 'off', '--threshold', '0.99', '-q']);
     assert.equal(r.code, 0, r.stderr);
     const after = snapshot();
     assert.deepEqual(after.embeddings, before.embeddings, 'no embedding row added or changed');

@@ -179,6 +179,29 @@ describe('catalog lock', () => {
     }
   });
 
+  test('a schema v3 catalog is migrated: matches gain the verify columns and keep their rows', () => {
+    const db = join(root, 'v3', 'catalog.db');
+    const c = Catalog.open(db);
+    const up = c.upsertSource('upstream', 'x', '/x');
+    const down = c.upsertSource('downstream', 'y', '/y');
+    c.recordListed(up, [{ key: 'a.png', path: '/x/a.png', bytes: 1, mtimeMs: 1 }]);
+    c.recordListed(down, [{ key: 'b.png', path: '/y/b.png', bytes: 1, mtimeMs: 1 }]);
+    c.db.exec(`ALTER TABLE matches DROP COLUMN verify_score; ALTER TABLE matches DROP COLUMN alignment; DROP TABLE planes;
+      INSERT INTO matches (model_id, upstream_id, downstream_id, score, view, kind, decision, reason) VALUES ('m@1', 1, 2, 0.8, 0, 'embedding', 'match', 'cosine');
+      UPDATE meta SET value = '3' WHERE key = 'schema_version'`);
+    c.close();
+    const v4 = Catalog.open(db);
+    try {
+      assert.equal(v4.getMeta('schema_version'), String(SCHEMA_VERSION));
+      assert.deepEqual(v4.db.prepare('SELECT upstream_id, score, verify_score, alignment FROM matches').all(), [{ upstream_id: 1, score: 0.8, verify_score: null, alignment: null }]);
+      assert.deepEqual(v4.unverifiedPairs('m@1', 'any', 0, 10), [{ upstreamId: 1, downstreamId: 2, view: 0, score: 0.8 }], 'the kept candidate waits for verification');
+      v4.putPlanes(64, [{ hash: 'h', luma: new Uint8Array(4096).fill(7) }]);
+      assert.equal(v4.plane('h', 64)?.[100], 7, 'the planes table exists');
+    } finally {
+      v4.close();
+    }
+  });
+
   test('a catalog with schema_version 999 is refused with exit 4, mentioning "newer"', async () => {
     const db = join(root, 'newer', 'catalog.db');
     Catalog.open(db).close();

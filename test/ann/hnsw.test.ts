@@ -1,5 +1,5 @@
 /**
- * The HNSW index over the downstream views (src/index/hnsw.ts) against a brute-force oracle, on a
+ * The HNSW index over the downstream views (src/ann/hnsw.ts) against a brute-force oracle, on a
  * small real catalog: the fixtures embedded by the real model through the scan and embed stages.
  */
 import { after, before, describe, test } from 'node:test';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { embed, scan } from '../../src/audit/run.js';
 import { loadModel, type LoadedModel } from '../../src/embed/model-card.js';
 import { VIEWS } from '../../src/embed/views.js';
-import { buildIndex, searchOne, type DownstreamIndex, type Hit } from '../../src/index/hnsw.js';
+import { buildIndex, searchOne, type DownstreamIndex, type Hit } from '../../src/ann/hnsw.js';
 import { Catalog } from '../../src/state/catalog.js';
 import { defaultModelDir } from '../../src/util/package-root.js';
 import { SILENT } from '../../src/util/progress-types.js';
