@@ -110,7 +110,8 @@ function loadSaved(hnsw: InstanceType<typeof HierarchicalNSW>, path: string, fin
   }
 }
 
-export interface Hit { downstreamId: number; view: number; score: number }
+/** A retrieved downstream image: its best view and cosine there, and its cosine in the identity view (the verify stage's gate for trying that view too). */
+export interface Hit { downstreamId: number; view: number; score: number; identityScore: number }
 
 /**
  * The k nearest downstream images to one query, each re-scored exactly as the best inner
@@ -143,14 +144,15 @@ function rescore(index: DownstreamIndex, ids: number[], query: Float32Array, flo
   return hits.sort((a, b) => b.score - a.score || a.downstreamId - b.downstreamId);
 }
 
-function bestView(index: DownstreamIndex, id: number, q: Float32Array): { view: number; score: number } {
+function bestView(index: DownstreamIndex, id: number, q: Float32Array): { view: number; score: number; identityScore: number } {
   const v = index.vectors.get(id)!;
   const d = index.dims;
-  let best = { view: 0, score: -Infinity };
+  let best = { view: 0, score: -Infinity, identityScore: 0 };
   for (let k = 0; k < index.views; k++) {
     let dot = 0;
     for (let i = 0; i < d; i++) dot += v[k * d + i]! * q[i]!;
-    if (dot > best.score) best = { view: k, score: dot };
+    if (k === 0) best.identityScore = dot;
+    if (dot > best.score) best = { ...best, view: k, score: dot };
   }
   return best;
 }

@@ -68,7 +68,7 @@ function indexFor(s: Session, downIds: number[], p: Progress): DownstreamIndex {
 function matchCursor(s: Session, index: DownstreamIndex, upIds: number[], downIds: number[], verify?: MatchOptions['verify']): MatchCursor {
   return new MatchCursor(s.catalog, index, {
     modelId: s.model.id, upstreamSourceIds: upIds, downstreamSourceIds: downIds,
-    rule: s.rule, floor: s.floor, k: s.options.k, pageSize: 512, verify,
+    rule: s.rule, floor: s.floor, k: s.k, pageSize: 512, verify,
   });
 }
 
@@ -104,7 +104,7 @@ async function outputs(s: Session, sel: PurgeSelection, timings: Timings, runtim
   const summary = await timed(timings, 'report', () => writeReport(s.catalog, sel, purge, {
     version: VERSION,
     model: { id: s.model.id, name: s.model.card.name, sha256: s.model.card.sha256, runtime: runtimeName },
-    threshold: s.threshold, floor: s.floor, verify: s.rule.verify, timings, catalog: s.catalog.path,
+    threshold: s.threshold, floor: s.floor, k: s.k, verify: s.rule.verify, timings, catalog: s.catalog.path,
   }, s.options.out));
   return { purge, summary };
 }

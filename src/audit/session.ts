@@ -11,7 +11,9 @@ import { VERSION } from '../version.js';
 import type { DecisionRule } from '../verify/run.js';
 
 /** Verification defaults for a model card without a calibrated `verify` section. */
-export const VERIFY_FALLBACK = Object.freeze({ threshold: 0.5, floor: 0.5 });
+export const VERIFY_FALLBACK = Object.freeze({ threshold: 0.6, floor: 0.5, k: 5 });
+/** Candidates per upstream image with `--verify off` (they cost nothing there but a row each). */
+const COSINE_K = 10;
 
 /** Used when a model card carries no calibrated threshold (an uncalibrated custom model). */
 export const FALLBACK_THRESHOLD = 0.8;
@@ -31,6 +33,8 @@ export interface Session {
   threshold: number;
   /** Cosine floor of the candidates. */
   floor: number;
+  /** Candidates per upstream image. */
+  k: number;
   rule: DecisionRule;
   indexPath: string;
   runtime(): Promise<EmbedRuntime>;
@@ -43,10 +47,10 @@ export const indexPathFor = (db: string, modelName: string) => `${db}.${modelNam
 export function openSession(options: ResolvedOptions): Session {
   const model = loadModel(options.model);
   const catalog = Catalog.open(options.db, { waitMs: options.waitMs, leaseHeld: options.leaseHeld });
-  const { threshold, floor } = decisionDefaults(options, model);
+  const { threshold, floor, k } = decisionDefaults(options, model);
   let runtime: Promise<EmbedRuntime> | undefined;
   return {
-    options, catalog, model, threshold, floor, rule: { verify: options.verify, threshold },
+    options, catalog, model, threshold, floor, k, rule: { verify: options.verify, threshold },
     indexPath: indexPathFor(options.db, model.card.name),
     runtime: () => (runtime ??= createRuntime(options.runtime, model, { threads: options.threads })),
     async close() {
@@ -57,17 +61,18 @@ export function openSession(options: ResolvedOptions): Session {
 }
 
 /**
- * The threshold and the candidates' floor, from the options or the model card. With verification
- * the threshold is on the verified score and the floor is the card's retrieval floor; with
- * `--verify off`, both are cosines and the floor sits just below the threshold.
+ * The threshold, the candidates' floor and k, from the options or the model card. With
+ * verification the threshold is on the verified score; with `--verify off` it is a cosine. The
+ * floor and k (which candidates exist) are the card's in both modes, so that switching the mode
+ * only re-decides stored candidates; a card without a verify section keeps the cosine defaults.
  */
-export function decisionDefaults(options: Pick<ResolvedOptions, 'threshold' | 'floor' | 'verify'>, model: LoadedModel): { threshold: number; floor: number } {
-  if (options.verify) {
-    const card = model.card.verify;
-    return { threshold: options.threshold ?? card?.threshold ?? VERIFY_FALLBACK.threshold, floor: options.floor ?? card?.floor ?? VERIFY_FALLBACK.floor };
-  }
-  const threshold = options.threshold ?? model.card.threshold ?? FALLBACK_THRESHOLD;
-  return { threshold, floor: options.floor ?? Math.max(-1, threshold - FLOOR_MARGIN) };
+export function decisionDefaults(options: Pick<ResolvedOptions, 'threshold' | 'floor' | 'verify' | 'k'>, model: LoadedModel): { threshold: number; floor: number; k: number } {
+  const card = model.card.verify;
+  const cosineThreshold = model.card.threshold ?? FALLBACK_THRESHOLD;
+  const threshold = options.threshold ?? (options.verify ? card?.threshold ?? VERIFY_FALLBACK.threshold : cosineThreshold);
+  const floor = options.floor ?? card?.floor ?? (options.verify ? VERIFY_FALLBACK.floor : Math.max(-1, threshold - FLOOR_MARGIN));
+  const k = options.k ?? card?.k ?? (options.verify ? VERIFY_FALLBACK.k : COSINE_K);
+  return { threshold, floor, k };
 }
 
 /** List every source of one role into the catalog (new files pending, changed files re-decoded). */

@@ -28,7 +28,7 @@ export const FLAGS = {
   threshold: f('threshold', 'threshold', "score at or above which a candidate is a near-duplicate: the verified (alignment) score, or cosine with --verify off; default the model card's calibrated value. A new threshold alone re-decides from stored scores", '<x>'),
   floor: f('floor', 'floor', "lowest cosine at which a retrieved pair becomes a candidate (and is verified); default the model card's (with --verify off: threshold - 0.05)", '<x>'),
   verify: f('verify', 'verify', 'on (default): verify every candidate by aligning the two images (zoom, rotation, shift) and decide by the correlation of the overlap; off: decide by cosine alone', '<on|off>'),
-  k: f('k', 'k', 'downstream images examined per upstream query (default 10)', '<n>'),
+  k: f('k', 'k', "downstream images examined (and verified) per upstream query; default the model card's (10 with --verify off)", '<n>'),
   concurrency: f('concurrency', 'concurrency', 'images decoded at once (default 2 × cores)', '<n>'),
   batchSize: f('batch-size', 'batchSize', 'model inputs per inference batch (default 32)', '<n>'),
   threads: f('threads', 'threads', 'inference threads (default: number of cores)', '<n>'),

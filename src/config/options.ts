@@ -63,7 +63,8 @@ export interface ResolvedOptions {
   floor: number | undefined;
   /** Decide by the verify stage (alignment) rather than by cosine alone. */
   verify: boolean;
-  k: number;
+  /** Candidates per upstream query. Undefined: the model card's (verify) or 10 (cosine). */
+  k: number | undefined;
   concurrency: number;
   batchSize: number;
   threads: number;
@@ -132,7 +133,7 @@ export function resolveOptions(raw: RawOptions, needs: { out?: boolean } = {}): 
     threshold,
     floor,
     verify,
-    k: num('k', raw.k, 1, 1000, true) ?? 10,
+    k: num('k', raw.k, 1, 1000, true),
     concurrency: num('concurrency', raw.concurrency, 1, 256, true) ?? Math.max(2, cores * 2),
     // 32: the activations of a batch stay in L2; measured cheaper per image than 64 or 256 (scripts/bench.ts).
     batchSize: num('batch-size', raw.batchSize, 1, 4096, true) ?? 32,

@@ -115,10 +115,10 @@ export async function dedup(raw: RawOptions, hooks: { progress?: Progress } = {}
     p.done();
     const index = buildIndex(s.catalog, { sourceIds: ids, modelId: s.model.id, views: 1, dims: s.model.card.output.dims, path: `${options.db}.${s.model.card.name}.dedup.hnsw` }, p);
     const images = candidatesOf(s.catalog, ids);
-    let neighbours = neighboursFrom(index, options.k, s.threshold);
+    let neighbours = neighboursFrom(index, s.k, s.threshold);
     if (s.rule.verify) {
       await ensurePlanes(s.catalog, ids, size, options.concurrency, p);
-      neighbours = verifiedNeighboursFrom(s.catalog, index, new PairVerifier(s.catalog, createAligner(), size), options.k, s.floor, s.threshold, size);
+      neighbours = verifiedNeighboursFrom(s.catalog, index, new PairVerifier(s.catalog, createAligner(), size), s.k, s.floor, s.threshold, size);
     }
     const groups = groupDuplicates(images, neighbours, options.keep);
     const written = await writeDedupOutputs(s.catalog, ids, images, groups, s.threshold, s.rule.verify, options.out);

@@ -169,6 +169,7 @@ interface SuiteRun {
   /** The same candidates scored by the verify stage (those it verified). */
   verifiedRows: CandidateRow[];
   floor: number;
+  k: number;
   auditSeconds: number;
   embedUpstreamSeconds: number | null;
 }
@@ -211,13 +212,13 @@ async function auditSuite(suite: Suite, work: string, threshold: number, o: Eval
   const result = await audit({
     upstream: [suite.upstreamDir], downstream: [suite.downstreamDir], out, db: join(work, 'neardup.db'),
     model: o.model, runtime: o.runtime, verify: verify ? 'on' : 'off',
-    threshold: verify ? o.verifyThreshold : threshold, floor: o.floor ?? (verify ? undefined : Math.min(EVAL_DEFAULTS.floor, threshold)), k: o.k ?? EVAL_DEFAULTS.k,
+    threshold: verify ? o.verifyThreshold : threshold, floor: o.floor ?? (verify ? undefined : Math.min(EVAL_DEFAULTS.floor, threshold)), k: o.k ?? (verify ? undefined : EVAL_DEFAULTS.k),
     concurrency: o.concurrency, batchSize: o.batchSize, threads: o.threads, quiet: o.quiet ?? true,
   }, { progress: o.progress });
   const auditSeconds = (performance.now() - t0) / 1000;
   const rows = await readCandidates(join(out, 'candidates.csv'));
   const verifiedRows = await readCandidates(join(out, 'candidates.csv'), 'verify_score');
-  return { suite, rows, verifiedRows, floor: result.summary.floor, auditSeconds, embedUpstreamSeconds: result.summary.timings.embedUpstream ?? null };
+  return { suite, rows, verifiedRows, floor: result.summary.floor, k: result.summary.k, auditSeconds, embedUpstreamSeconds: result.summary.timings.embedUpstream ?? null };
 }
 
 /** candidates.csv rows keyed by file name (the suite's folders are flat and names are unique), scored by one column; rows without that score are left out. */
@@ -308,7 +309,7 @@ export async function evaluate(folder: string, o: EvalOptions = {}): Promise<Eva
       command: commandLine('eval', folder, r.info, o), date: today(),
       metrics, thresholdSource: source, proposed: p99 === null ? null : operatingPoint(r.rows, r.suite, ceil3(p99)), dhash: dhashMetrics,
       cosineFalsePer1e9Pairs: falsePer1e9(metrics.atDefault, pairs), verified, pairs,
-      retrieval: retrievalCeiling(r.rows, r.suite, r.floor, o.k ?? EVAL_DEFAULTS.k),
+      retrieval: retrievalCeiling(r.rows, r.suite, r.floor, r.k),
       throughput: {
         upstreamImages: r.info.upstreamImages, auditSeconds: round(r.auditSeconds, 3),
         imagesPerSecond: round(r.info.upstreamImages / r.auditSeconds, 1), embedUpstreamSeconds: r.embedUpstreamSeconds,

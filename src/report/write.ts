@@ -16,6 +16,7 @@ export interface ReportMeta {
   model: { id: string; name: string; sha256: string; runtime: string };
   threshold: number;
   floor: number;
+  k: number;
   /** Decided by the verify stage's score (threshold on it) or by cosine alone. */
   verify: boolean;
   timings: Record<string, number>;
@@ -28,6 +29,8 @@ export interface Summary {
   model: ReportMeta['model'];
   threshold: number;
   floor: number;
+  /** Candidates per upstream image. */
+  k: number;
   /** What the threshold applies to: 'verified' (the verify stage's alignment score) or 'cosine' (`--verify off`). */
   decidedBy: 'verified' | 'cosine';
   counts: { upstream: number; upstreamOk: number; downstream: number; downstreamOk: number; errors: number; candidates: number; matches: number; exactDuplicates: number; removed: number; kept: number };
@@ -108,6 +111,7 @@ export function buildSummary(catalog: Catalog, sel: PurgeSelection, purge: Purge
     model: meta.model,
     threshold: meta.threshold,
     floor: meta.floor,
+    k: meta.k,
     decidedBy: meta.verify ? 'verified' : 'cosine',
     counts: {
       upstream: sum(up, 'images'), upstreamOk: sum(up, 'ok'), downstream: sum(down, 'images'), downstreamOk: sum(down, 'ok'),

@@ -300,6 +300,12 @@ export class Catalog {
     }).immediate();
   }
 
+  /** One image's stored descriptors for a model (all its views), if embedded. */
+  vectorsOf(id: number, modelId: string): Float32Array | undefined {
+    const row = this.stmt('SELECT e.vectors FROM images i JOIN embeddings e ON e.hash = i.hash AND e.model_id = ? WHERE i.id = ?').get(modelId, id) as { vectors: Buffer } | undefined;
+    return row ? fromBlob(row.vectors) : undefined;
+  }
+
   /** Where one image's bytes are (to decode it again when its pixels are not at hand). */
   imageRef(id: number): WorkItem | undefined {
     return this.stmt('SELECT id, path, hash, status, container, offset, bytes, format FROM images WHERE id = ?').get(id) as WorkItem | undefined;

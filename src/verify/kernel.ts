@@ -1,26 +1,29 @@
 /**
  * The verifier as production runs it: reference.ts's method compiled from C to WebAssembly with
- * SIMD (native/verify-wasm, built by its build.sh and committed), float32 where the reference
- * computes in double. The reference is the spec and the test (test/verify/kernel.test.ts) holds
- * the two together; the control flow of verifyPair (hypothesis order, the cascade, the 6×6
- * solve, the score) stays here in TypeScript, on the reference's own functions.
+ * SIMD (native/verify-wasm, built by its build.sh and committed). The reference is the spec and
+ * test/verify/kernel.test.ts holds the two together (scores within ~1e-7 on the fixture pairs):
+ * the planes are the reference's to the bit, the forward spectra are computed in double as there,
+ * and only the per-pair work (cross-power, inverse FFTs, NCC and Gauss–Newton sums) is float32.
+ * The control flow of verifyPair (hypothesis order, the cascade, the score) stays here in
+ * TypeScript, on the reference's own scoreOf; the parameters come from GEOMETRY.
  *
- * Where the time goes, and why it is cheap (scripts/bench-verify.ts measures it):
- *  - an upstream image's 45 hypothesis spectra are computed once (setUpstream), two real
- *    transforms packed in each complex FFT, and only their Hermitian half kept;
- *  - a downstream image's planes (fine plane, gradients, the Hermitian half of its windowed
- *    spectrum) are computed once per view (prepareDownstream) and cached by the caller;
- *  - per (pair, view): the 45 normalised cross-power spectra, two packed into each complex
- *    inverse FFT (both are Hermitian: the real part of the result is one correlation surface,
- *    the imaginary part the other); fully unrolled radix-2 32-point FFTs on four columns at a
- *    time; the masked NCC and Gauss–Newton sums over four pixels at a time, with the rows'
- *    partial sums carried in double.
+ * Where the time goes, and why it is cheap (scripts/bench-verify.ts measures it; ~90 µs per
+ * (pair, view) against ~6.7 ms for the reference):
+ *  - an upstream image's hypothesis spectra (50) are computed once (setUpstream), two real
+ *    transforms packed in each complex FFT, and only their Hermitian half kept, as unit phasors
+ *    and magnitudes (the normalised cross-power then needs no square root or division);
+ *  - a downstream image's planes (fine plane, gradients, spectrum) are computed once per view
+ *    (prepareDownstream) and cached by the caller;
+ *  - per (pair, view): the cross-power spectra, two packed into each complex inverse FFT
+ *    (both are Hermitian: the real part of the result is one correlation surface, the imaginary
+ *    part the other); unrolled radix-2 32-point FFTs on four columns at a time; the masked NCC
+ *    and Gauss–Newton sums over four pixels at a time, the rows' partial sums carried in double.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../util/package-root.js';
 import { GEOMETRY, type Affine, type Alignment } from './geometry.js';
-import { gaussianTaps, scoreOf, solve6 } from './reference.js';
+import { gaussianTaps, scoreOf } from './reference.js';
 
 /** A downstream image in one view, prepared once and cached by the caller (plain typed arrays, so it can be stored/cached and copied into the module). */
 export interface DownstreamPlanes {
@@ -29,7 +32,11 @@ export interface DownstreamPlanes {
   /** Its gradients (reference.gradients), 64×64 each. */
   gx: Float32Array;
   gy: Float32Array;
-  /** Rows 0..16 of the 32×32 DFT of the Hann-windowed coarse plane: 17×32 real parts, then 17×32 imaginary parts. */
+  /**
+   * Rows 0..16 of the 32×32 DFT of the Hann-windowed coarse plane (the rest is its conjugate
+   * mirror), computed in double: 17×32 real parts of the unit phasors X/|X|, 17×32 imaginary
+   * parts, then 17×32 magnitudes |X|.
+   */
   spectrum: Float32Array;
 }
 
@@ -49,13 +56,13 @@ interface Exports {
   vk_out_fine(): number;
   vk_max_hyp(): number;
   vk_max_taps(): number;
-  vk_half(): number;
+  vk_spec_len(): number;
   vk_init(nFine: number, nLocal: number, nHyp: number, eps: number): number;
   vk_set_upstream(): void;
   vk_prepare_down(): void;
   vk_coarse(): void;
   vk_ncc(a: number, b: number, c: number, d: number, e: number, f: number): number;
-  vk_gn(a: number, b: number, c: number, d: number, e: number, f: number): number;
+  vk_refine(a: number, b: number, c: number, d: number, e: number, f: number, iterations: number, minCount: number): void;
 }
 
 /** The WebAssembly global, typed here because the project's lib settings (no DOM) leave it out. */
@@ -64,8 +71,10 @@ const Wasm = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint
 const N = GEOMETRY.size;
 const C = GEOMETRY.coarse;
 const PIXELS = N * N;
-/** Complex values kept of a Hermitian 32×32 spectrum: rows 0..C/2. */
+/** Values kept of a Hermitian 32×32 spectrum: rows 0..C/2. */
 const HALF = (C / 2 + 1) * C;
+/** A prepared spectrum: per kept frequency, the unit phasor's real and imaginary parts and the magnitude. */
+const SPECTRUM = 3 * HALF;
 
 let compiled: object | undefined;
 const module = (): object => (compiled ??= new Wasm.Module(readFileSync(join(packageRoot(), 'native', 'verify-wasm', 'verify.wasm'))));
@@ -73,6 +82,8 @@ const module = (): object => (compiled ??= new Wasm.Module(readFileSync(join(pac
 /** reference.ts's Hann window of the coarse plane. */
 const HANN = Float64Array.from({ length: C }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * (i + 0.5)) / C));
 const CENTRE_N = (N - 1) / 2;
+/** reference.refine stops when fewer pixels than this are valid. */
+const MIN_REFINE_PIXELS = 64;
 
 /** reference.hypothesisAffine: d = R(−angle)(u − c)/zoom + c − 2δ. */
 function hypothesisAffine(zoom: number, angle: number, dx: number, dy: number): Affine {
@@ -101,16 +112,17 @@ class Instance {
     this.f32 = new Float32Array(this.e.memory.buffer);
     this.f64 = new Float64Array(this.e.memory.buffer);
     this.u8 = new Uint8Array(this.e.memory.buffer);
-    if (this.e.vk_half() !== HALF) throw new Error('verify kernel: spectrum layout mismatch');
+    if (this.e.vk_spec_len() !== SPECTRUM) throw new Error('verify kernel: spectrum layout mismatch');
     const fine = gaussianTaps(GEOMETRY.fineSigma);
     const local = gaussianTaps(GEOMETRY.localSigma);
     const hyps = GEOMETRY.hypotheses;
     if (fine.length > this.e.vk_max_taps() || local.length > this.e.vk_max_taps() || hyps.length > this.e.vk_max_hyp()) throw new Error('verify kernel: parameters exceed the module\'s tables');
     this.f32.set(fine, this.e.vk_taps_fine() >> 2);
     this.f32.set(local, this.e.vk_taps_local() >> 2);
-    this.f32.set(HANN, this.e.vk_hann() >> 2);
-    this.f32.set(hyps.map(([zoom, angle]) => zoom * Math.cos(angle)), this.e.vk_hyp_cs() >> 2);
-    this.f32.set(hyps.map(([zoom, angle]) => zoom * Math.sin(angle)), this.e.vk_hyp_sn() >> 2);
+    this.f64.set(HANN, this.e.vk_hann() >> 3);
+    // The resampling's zoom·R(angle), as reference.upstreamSpectrum computes it.
+    this.f64.set(hyps.map(([zoom, angle]) => zoom * Math.cos(angle)), this.e.vk_hyp_cs() >> 3);
+    this.f64.set(hyps.map(([zoom, angle]) => zoom * Math.sin(angle)), this.e.vk_hyp_sn() >> 3);
     if (this.e.vk_init(fine.length, local.length, hyps.length, GEOMETRY.eps) !== 0) throw new Error('verify kernel: vk_init refused the parameters');
   }
 
@@ -122,8 +134,10 @@ class Instance {
   prepareDownstream(luma: Uint8Array): DownstreamPlanes {
     this.luma(luma);
     this.e.vk_prepare_down();
+    // Copies (the next call reuses the module's memory), each its own buffer so that it can be
+    // stored or sent to another thread alone.
     const plane = (at: number, length: number) => this.f32.slice(at >> 2, (at >> 2) + length);
-    return { fine: plane(this.e.vk_dn_fine(), PIXELS), gx: plane(this.e.vk_dn_gx(), PIXELS), gy: plane(this.e.vk_dn_gy(), PIXELS), spectrum: plane(this.e.vk_dn_spec(), 2 * HALF) };
+    return { fine: plane(this.e.vk_dn_fine(), PIXELS), gx: plane(this.e.vk_dn_gx(), PIXELS), gy: plane(this.e.vk_dn_gy(), PIXELS), spectrum: plane(this.e.vk_dn_spec(), SPECTRUM) };
   }
 }
 
@@ -150,7 +164,7 @@ export class VerifyKernel {
   verify(down: DownstreamPlanes): Alignment {
     if (!this.#hasUpstream) throw new Error('verify kernel: setUpstream first');
     const { e, f32, f64 } = this.#m;
-    if (down.fine.length !== PIXELS || down.gx.length !== PIXELS || down.gy.length !== PIXELS || down.spectrum.length !== 2 * HALF) throw new Error('verify kernel: not a prepared downstream image');
+    if (down.fine.length !== PIXELS || down.gx.length !== PIXELS || down.gy.length !== PIXELS || down.spectrum.length !== SPECTRUM) throw new Error('verify kernel: not a prepared downstream image');
     f32.set(down.fine, e.vk_dn_fine() >> 2);
     f32.set(down.spectrum, e.vk_dn_spec() >> 2);
     e.vk_coarse();
@@ -194,18 +208,11 @@ export class VerifyKernel {
     return best;
   }
 
-  /** reference.refine: the sums in the module, the solve and the update here. */
+  /** reference.refine, in the module (its solve6 ported operation for operation). */
   #refine(start: Affine): Affine {
     const { e, f64 } = this.#m;
-    const at = e.vk_out_fine() >> 3;
-    let m = [...start] as Affine;
-    for (let it = 0; it < GEOMETRY.iterations; it++) {
-      const count = e.vk_gn(...m);
-      if (count < 64) break;
-      const step = solve6(f64.subarray(at, at + 36), f64.subarray(at + 36, at + 42));
-      if (!step) break;
-      m = m.map((v, i) => v - step[i]!) as Affine;
-    }
-    return m;
+    e.vk_refine(...start, GEOMETRY.iterations, MIN_REFINE_PIXELS);
+    const at = (e.vk_out_fine() >> 3) + 42;
+    return Array.from(f64.subarray(at, at + 6)) as Affine;
   }
 }

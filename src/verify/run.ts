@@ -12,7 +12,7 @@ import type { Progress } from '../util/progress-types.js';
 import { VIEWS } from '../embed/views.js';
 import type { ImagePlane } from '../embed/run.js';
 import { lumaInView, type Aligner } from './aligner.js';
-import { describeAffine, VERIFIER_ID, type Alignment } from './geometry.js';
+import { describeAffine, GEOMETRY, VERIFIER_ID, type Alignment } from './geometry.js';
 import { lumaOfRgb } from './luma.js';
 
 /** How candidates are decided: by the verified score (default) or, with `--verify off`, by cosine alone. */
@@ -106,8 +106,11 @@ export class PlaneStore {
 
 export interface VerifyStats { pairs: number; alignments: number; ms: number; decoded: number }
 
-/** A candidate as the verifier sees it: the downstream image and the view the embedding matched in. */
-export interface Candidate { downstreamId: number; view: number }
+/**
+ * A candidate as the verifier sees it: the downstream image, the view the embedding matched in
+ * and, when retrieval just measured them, the cosines in that view and in the identity view.
+ */
+export interface Candidate { downstreamId: number; view: number; score?: number; identityScore?: number }
 
 /**
  * Verifies upstream images against their candidates with one aligner. Each downstream image is
@@ -139,7 +142,7 @@ export class PairVerifier {
   private verifyOne(upstreamId: number, c: Candidate): VerifiedPair {
     this.stats.pairs++;
     let best: { a: Alignment; view: number } | undefined;
-    for (const view of c.view === 0 ? [0] : [c.view, 0]) {
+    for (const view of viewsToTry(c)) {
       const down = this.downstream(c.downstreamId, view);
       if (down === undefined) return PairVerifier.unverifiable(upstreamId, c, 'the downstream image has no stored plane');
       const a = this.aligner.verify(down);
@@ -173,6 +176,13 @@ export class PairVerifier {
     }
     return h;
   }
+}
+
+/** The embedding's best view, and the identity view unless the embedding ranked it far below (see GEOMETRY.identityGate). */
+function viewsToTry(c: Candidate): number[] {
+  if (c.view === 0) return [0];
+  const gap = c.score !== undefined && c.identityScore !== undefined ? c.score - c.identityScore : 0;
+  return gap > GEOMETRY.identityGate ? [c.view] : [c.view, 0];
 }
 
 /** The model-input luma of one catalogued image, decoded again (when it was not handed over). */
@@ -222,7 +232,7 @@ export async function verifyBacklog(catalog: Catalog, modelId: string, verifier:
       const got = held ? { luma: held } : await decodeLuma(catalog, upstreamId, size);
       if (!held) verifier.stats.decoded++;
       if ('error' in got) results.push(...group.map((c) => PairVerifier.unverifiable(upstreamId, c, got.error)));
-      else results.push(...verifier.verify(upstreamId, got.luma, group));
+      else results.push(...verifier.verify(upstreamId, got.luma, withIdentityScores(catalog, modelId, upstreamId, group)));
     }
     const cosines = new Map(pairs.map((q) => [`${q.upstreamId}:${q.downstreamId}`, q.score]));
     catalog.commitVerified(modelId, results, (p) => decisionOf(p, cosines.get(`${p.upstreamId}:${p.downstreamId}`)!, rule));
@@ -231,6 +241,18 @@ export async function verifyBacklog(catalog: Catalog, modelId: string, verifier:
     verified += results.length;
     progress?.tick(results.length);
   }
+}
+
+/** The candidates' identity-view cosines from the stored descriptors, so the backlog tries the same views as verification inline. */
+function withIdentityScores(catalog: Catalog, modelId: string, upstreamId: number, group: UnverifiedPair[]): Candidate[] {
+  const u = catalog.vectorsOf(upstreamId, modelId);
+  return group.map((c) => {
+    const d = u && catalog.vectorsOf(c.downstreamId, modelId);
+    if (!u || !d) return c;
+    let dot = 0;
+    for (let i = 0; i < u.length; i++) dot += u[i]! * d[i]!;
+    return { ...c, identityScore: dot };
+  });
 }
 
 function groupByUpstream(pairs: UnverifiedPair[]): Map<number, UnverifiedPair[]> {

@@ -46,11 +46,12 @@ function bruteForce(q: Float32Array): Hit[] {
   const d = model.card.output.dims;
   const hits: Hit[] = [];
   for (const [id, v] of downstream) {
-    let best = { view: -1, score: -Infinity };
+    let best = { view: -1, score: -Infinity, identityScore: 0 };
     for (let k = 0; k < VIEWS.length; k++) {
       let dot = 0;
       for (let i = 0; i < d; i++) dot += v[k * d + i]! * q[i]!;
-      if (dot > best.score) best = { view: k, score: dot };
+      if (k === 0) best.identityScore = dot;
+      if (dot > best.score) best = { ...best, view: k, score: dot };
     }
     hits.push({ downstreamId: id, ...best });
   }

@@ -151,7 +151,7 @@ test('an unreadable file or an unusable transform gives undefined, never a throw
 
 function summary(): Summary {
   return {
-    neardup: 'test', model: { id: 'm', name: 'm', sha256: '', runtime: 'cpu' }, threshold: 0.5, floor: 0.3, decidedBy: 'verified',
+    neardup: 'test', model: { id: 'm', name: 'm', sha256: '', runtime: 'cpu' }, threshold: 0.5, floor: 0.3, k: 5, decidedBy: 'verified',
     counts: { upstream: 3, upstreamOk: 3, downstream: 1, downstreamOk: 1, errors: 0, candidates: 3, matches: 3, exactDuplicates: 1, removed: 3, kept: 0 },
     sources: [], perDownstream: [{ source: 'fixtures', images: 1, contaminated: 1, matches: 3 }],
     errors: { byReason: [], files: [], filesOmitted: 0 }, timings: {}, catalog: 'catalog.sqlite',

@@ -4,8 +4,9 @@
  * fixtures/ground-truth.csv in all eight views, and unrelated photo pairs. Nothing is synthetic
  * but the edge cases at the end.
  *
- * Tolerance, from measurement (13 true pairs × 8 views and 600 unrelated (pair, view)s): the
- * largest score difference was 2e-7, the median 1.5e-8, every decision at 0.5 the same. The
+ * Tolerance, from measurement on every (pair, view) of the fixtures (73 upstream × 16 downstream ×
+ * 8 views, 9,344): the largest score difference was 3.7e-7, p99 1.2e-7, the median 1.7e-8;
+ * decisions at 0.5, `refined` flags and overlaps were all the same, affines within 1.3e-5. The
  * prepared planes are the reference's to the bit and the spectra are computed in double as there;
  * what is left is float32 in the correlation surfaces and the fine-stage sums. So: 99% of pairs
  * within 1e-4 (a real slip, such as a float32 rounding in the forward path or a wrong hypothesis
@@ -135,10 +136,11 @@ describe('verify kernel', () => {
       kernel.setUpstream(fx.up.get(u)!);
       return best(d);
     });
-    assert.ok(trueScores.filter((s) => s >= 0.8).length >= 12, `true pairs: ${trueScores.map((s) => s.toFixed(3)).join(' ')}`);
+    assert.ok(trueScores.filter((s) => s >= 0.75).length >= 12, `true pairs: ${trueScores.map((s) => s.toFixed(3)).join(' ')}`);
 
     // Measured over all 1,155 unrelated (upstream, downstream) pairs, best of 8 views: at most
-    // 0.47, median 0.19. Here every upstream image against a rotating third of the downstream set.
+    // 0.47, median 0.19; over the 364 here (every upstream image against 5 downstream ones, in
+    // turn) at most 0.41, median 0.19.
     const negatives: number[] = [];
     const downNames = [...fx.down.keys()];
     let i = 0;
