@@ -613,8 +613,8 @@ EXPORT("vk_set_upstream") void vk_set_upstream(void) {
 }
 
 /* reference.preparePlane, gradients and downstreamSpectrum (its Hermitian half). */
-EXPORT("vk_prepare_down") void vk_prepare_down(void) {
-  prepare_plane(dn_fine, dn_coarse);
+/* What follows from the fine plane (cheap): gradients and the coarse plane's windowed spectrum. */
+static void finish_down(void) {
   gradients(dn_fine, dn_gx, dn_gy);
   for (int y = 0; y < C; y++) {
     for (int x = 0; x < C; x++) {
@@ -624,6 +624,26 @@ EXPORT("vk_prepare_down") void vk_prepare_down(void) {
   }
   fft2_forward_d();
   split_real_pair(dn_spec, 0);
+}
+
+EXPORT("vk_prepare_down") void vk_prepare_down(void) {
+  prepare_plane(dn_fine, dn_coarse);
+  finish_down();
+}
+
+/*
+ * A downstream view from its fine plane alone (written to dn_fine by the caller): the fine plane
+ * of a dihedral view is the view of the fine plane (the filters are symmetric, the borders
+ * replicated), so callers filter each image once and derive its views here.
+ */
+EXPORT("vk_prepare_from_fine") void vk_prepare_from_fine(void) {
+  for (int y = 0; y < C; y++) {
+    for (int x = 0; x < C; x++) {
+      int i = 2 * y * N + 2 * x;
+      dn_coarse[y * C + x] = (float)(0.25 * ((double)dn_fine[i] + (double)dn_fine[i + 1] + (double)dn_fine[i + N] + (double)dn_fine[i + N + 1]));
+    }
+  }
+  finish_down();
 }
 
 /* ---------------------------------------------------------------- coarse search */

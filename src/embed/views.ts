@@ -20,10 +20,10 @@ function sourceOf(k: number, n: number, i: number, j: number): [number, number] 
   return [x, y];
 }
 
-/** Apply view k to an n×n image of interleaved `channels` (3: RGB for the model, 1: luma for the verify stage). */
-export function applyView(pixels: Uint8Array, n: number, k: number, channels = 3): Uint8Array {
+/** Apply view k to an n×n image of interleaved `channels` (3: RGB for the model, 1: luma or a filtered plane for the verify stage). */
+export function applyView<T extends Uint8Array | Float32Array>(pixels: T, n: number, k: number, channels = 3): T {
   if (k === 0) return pixels;
-  const out = new Uint8Array(pixels.length);
+  const out = (pixels instanceof Float32Array ? new Float32Array(pixels.length) : new Uint8Array(pixels.length)) as T;
   for (let j = 0; j < n; j++) {
     for (let i = 0; i < n; i++) {
       const [x, y] = sourceOf(k, n, i, j);

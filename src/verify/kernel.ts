@@ -60,6 +60,7 @@ interface Exports {
   vk_init(nFine: number, nLocal: number, nHyp: number, eps: number): number;
   vk_set_upstream(): void;
   vk_prepare_down(): void;
+  vk_prepare_from_fine(): void;
   vk_coarse(): void;
   vk_ncc(a: number, b: number, c: number, d: number, e: number, f: number): number;
   vk_refine(a: number, b: number, c: number, d: number, e: number, f: number, iterations: number, minCount: number): void;
@@ -134,8 +135,19 @@ class Instance {
   prepareDownstream(luma: Uint8Array): DownstreamPlanes {
     this.luma(luma);
     this.e.vk_prepare_down();
-    // Copies (the next call reuses the module's memory), each its own buffer so that it can be
-    // stored or sent to another thread alone.
+    return this.downstreamPlanes();
+  }
+
+  /** The planes of a downstream view from its fine plane (the filtering is the costly part; see vk_prepare_from_fine). */
+  fromFine(fine: Float32Array): DownstreamPlanes {
+    if (fine.length !== PIXELS) throw new Error(`verify kernel: a fine plane is ${N}×${N} floats, got ${fine.length}`);
+    this.f32.set(fine, this.e.vk_dn_fine() >> 2);
+    this.e.vk_prepare_from_fine();
+    return this.downstreamPlanes();
+  }
+
+  /** Copies (the next call reuses the module's memory), each its own buffer so that it can be stored or sent to another thread alone. */
+  private downstreamPlanes(): DownstreamPlanes {
     const plane = (at: number, length: number) => this.f32.slice(at >> 2, (at >> 2) + length);
     return { fine: plane(this.e.vk_dn_fine(), PIXELS), gx: plane(this.e.vk_dn_gx(), PIXELS), gy: plane(this.e.vk_dn_gy(), PIXELS), spectrum: plane(this.e.vk_dn_spec(), SPECTRUM) };
   }
@@ -146,6 +158,11 @@ let shared: Instance | undefined;
 /** luma: 64×64 Uint8Array (row-major). Same filters as reference.preparePlane. */
 export function prepareDownstream(luma: Uint8Array): DownstreamPlanes {
   return (shared ??= new Instance()).prepareDownstream(luma);
+}
+
+/** A downstream view's planes from its fine plane (e.g. a stored view-0 fine plane put in another view). */
+export function downstreamFromFine(fine: Float32Array): DownstreamPlanes {
+  return (shared ??= new Instance()).fromFine(fine);
 }
 
 /** One per thread; holds a WebAssembly instance. */
