@@ -156,9 +156,15 @@ function checkThreshold(t: number | undefined): void {
 
 /** The command line that rebuilds the same suite and report. */
 function commandLine(name: string, folder: string, s: SuiteInfo, o: EvalOptions): string {
-  const parts = ['neardup', name, folder, '--originals', String(s.originals), '--distractors', String(s.distractors), '--seed', String(s.seed)];
+  const parts = ['neardup', name, folder, '--originals', String(s.originals), '--distractors', String(s.distractors)];
+  if (o.distractorsFrom) parts.push('--distractors-from', o.distractorsFrom);
+  parts.push('--seed', String(s.seed));
   if (o.model) parts.push('--model', o.model);
   if (o.threshold !== undefined) parts.push('--threshold', String(o.threshold));
+  if (o.verify === 'off') parts.push('--verify', 'off');
+  if (o.verifyThreshold !== undefined) parts.push('--verify-threshold', String(o.verifyThreshold));
+  if (o.floor !== undefined) parts.push('--floor', String(o.floor));
+  if (o.k !== undefined) parts.push('--k', String(o.k));
   return parts.map((p) => (/^[\w./:@=+-]+$/.test(p) ? p : `'${p.replaceAll("'", "'\\''")}'`)).join(' ');
 }
 
