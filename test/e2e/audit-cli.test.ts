@@ -12,13 +12,14 @@ import { assertSameOutputs, OUTPUT_FILES, parseKeepTxt, readOutputs, readSummary
 import { groundTruth, imagesUnder, FIXTURE_DOWNSTREAM, FIXTURE_UPSTREAM } from '../helpers/corpus.js';
 
 /**
- * Detection quality of the shipped model on the fixtures at its calibrated threshold, pair-level
- * against ground-truth.csv. Model neardup-vit-s8-int8@4c12192ec005 (default) finds 8 of the 13
- * planted copies (exact, mirror, rot90, jpeg, rotsmall, squeeze, both combos) with no false match;
- * it misses shift, colour, grayscale and both crop50 here (as did the step-2,200 model; the one before found 7). Raise the
- * bound with a better model.
+ * Detection quality on the fixtures at the card's calibrated thresholds, pair-level against
+ * ground-truth.csv. With the verify stage (default; neardup-vit-s8-int8@4c12192ec005, verifier
+ * align-v1, threshold 0.629) 12 of the 13 planted copies are found with no false match (the miss
+ * is one crop + colour + JPEG combo that aligns at zoom 1.41 but correlates at only 0.32); by
+ * cosine alone the same model found 8.
+ * Raise the bound with a better model or verifier.
  */
-const MIN_RECALL = 0.61;
+const MIN_RECALL = 0.9;
 const MIN_PRECISION = 0.95;
 
 const UP = 'fixtures/upstream';
