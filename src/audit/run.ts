@@ -4,7 +4,7 @@ import { VIEWS } from '../embed/views.js';
 import { buildIndex, type DownstreamIndex } from '../ann/hnsw.js';
 import { applyThreshold, MatchCursor, type MatchOptions, type MatchResult } from '../match/run.js';
 import { createAligner } from '../verify/aligner.js';
-import { ensurePlanes, PairVerifier, PlaneStore } from '../verify/run.js';
+import { ensurePlanes, PairVerifier, PlaneStore, VerifyThread } from '../verify/run.js';
 import { writePurgePlan, type PurgeResult, type PurgeSelection } from '../purge/outputs.js';
 import { writeReport, type Summary } from '../report/write.js';
 import { SILENT, type Progress } from '../util/progress-types.js';
@@ -85,14 +85,17 @@ async function verifyStage(s: Session, downIds: number[], p: Progress): Promise<
   return { verifier: new PairVerifier(s.catalog, createAligner(), size), store: new PlaneStore(), size };
 }
 
-async function finishMatch(cursor: MatchCursor, p: Progress, timings?: Timings, verify?: MatchOptions['verify']): Promise<MatchResult> {
+/** Pages matched ahead of their verification's commit, at most: bounds the memory of a slow verify thread. */
+const VERIFYING_PAGES = 2;
+
+async function finishMatch(cursor: MatchCursor, p: Progress, timings?: Timings, verify?: MatchOptions['verify'], thread?: VerifyThread): Promise<MatchResult> {
   p.start('match', undefined);
   const r = await cursor.finish(p);
   p.done(`${r.matches} matches among ${r.candidates} candidates${verify ? `, ${r.verified} verified` : ''}`);
   if (timings && verify) {
     // Verification runs inside matching (and embedding, which matching follows): its own share.
-    timings.verify = Math.round(verify.verifier.stats.ms) / 1000;
-    timings.verifyPairs = verify.verifier.stats.pairs;
+    timings.verify = Math.round(verify.verifier.stats.ms + (thread?.stats.ms ?? 0)) / 1000;
+    timings.verifyPairs = verify.verifier.stats.pairs + (thread?.stats.pairs ?? 0);
     timings.verifyDecoded = verify.verifier.stats.decoded;
   }
   return r;
@@ -131,9 +134,19 @@ export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<Audi
     // Matching (and verifying) follows the upstream embedding page by page, on the main thread
     // while the model works on the next pages, with each upstream image's luma handed over from
     // its decode; what is left (a resumed run's backlog) finishes after it.
-    const cursor = matchCursor(s, index, upIds, downIds, verify);
-    await timed(timings, 'embedUpstream', () => embedSide(s, upIds, 1, 'embed upstream', p, (lastId) => cursor.advance(lastId, 1), verify && ((planes) => verify.store.put(planes))));
-    await timed(timings, 'match', () => finishMatch(cursor, p, timings, verify));
+    // Alignment runs on its own thread, beside the main thread's retrieval and commits.
+    const thread = verify ? new VerifyThread(s.catalog.path, verify.size) : undefined;
+    try {
+      const cursor = matchCursor(s, index, upIds, downIds, verify && { ...verify, thread });
+      const follow = async (lastId: number) => {
+        cursor.advance(lastId, 1);
+        await cursor.settle(VERIFYING_PAGES);
+      };
+      await timed(timings, 'embedUpstream', () => embedSide(s, upIds, 1, 'embed upstream', p, follow, verify && ((planes) => verify.store.put(planes))));
+      await timed(timings, 'match', () => finishMatch(cursor, p, timings, verify, thread));
+    } finally {
+      await thread?.close();
+    }
     const { summary } = await outputs(s, { modelId: s.model.id, upstreamIds: upIds, downstreamIds: downIds }, timings, options.runtime);
     return { summary, matched: summary.counts.removed, outDir: options.out };
   });

@@ -13,8 +13,8 @@ export interface EmbedStageOptions {
   views: number;
   batchSize: number;
   concurrency: number;
-  /** Called after each page commits, with the page's last image id (pages commit in id order). */
-  afterCommit?: (lastId: number) => void;
+  /** Called after each page commits, with the page's last image id (pages commit in id order); the next page waits for what it returns. */
+  afterCommit?: (lastId: number) => void | Promise<void>;
   /**
    * The luma of each decoded image's model input, for the verify stage: 'catalog' stores it with
    * the page (the downstream side: each test image is then decoded once); a function receives
@@ -60,10 +60,10 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
     return page;
   };
   const size = model.card.input.size;
-  const commit = (page: EmbeddedPage) => {
+  const commit = async (page: EmbeddedPage) => {
     catalog.commitDecoded(page.ok, page.failed, model.id, page.embeddings, o.planes === 'catalog' ? { size, rows: page.planes } : undefined);
     if (typeof o.planes === 'function') o.planes(page.planes);
-    o.afterCommit?.(page.lastId);
+    await o.afterCommit?.(page.lastId);
     result.decoded += page.ok.length;
     result.failed += page.failed.length;
     result.embedded += page.embeddings.length;
@@ -76,7 +76,7 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
 }
 
 /** Keep pages prepared ahead and embedding in flight; hand finished pages over in order. */
-async function pump<T>(stage: Stage<T>, fetchPage: () => WorkItem[], done: (page: EmbeddedPage) => void): Promise<void> {
+async function pump<T>(stage: Stage<T>, fetchPage: () => WorkItem[], done: (page: EmbeddedPage) => Promise<void>): Promise<void> {
   const ahead: Promise<T[]>[] = [];
   const refill = () => {
     while (ahead.length < PREFETCH + IN_FLIGHT) {
@@ -97,7 +97,7 @@ async function pump<T>(stage: Stage<T>, fetchPage: () => WorkItem[], done: (page
       embedding.catch(() => undefined);
       inFlight.push(embedding);
     }
-    done(await inFlight.shift()!);
+    await done(await inFlight.shift()!);
   }
 }
 

@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto';
 import type { Catalog, MatchRow } from '../state/catalog.js';
 import { searchOne, type DownstreamIndex } from '../ann/hnsw.js';
 import type { Progress } from '../util/progress-types.js';
-import { decideCandidate, decisionOf, explain, verifyBacklog, type AlignmentRecord, type DecisionRule, type PairVerifier, type PlaneStore } from '../verify/run.js';
+import { decideCandidate, decisionOf, explain, verifyBacklog, type AlignmentRecord, type DecisionRule, type PairVerifier, type PlaneStore, type VerifyThread } from '../verify/run.js';
+import type { VerifyJob } from '../verify/thread.js';
+import type { Hit } from '../ann/hnsw.js';
+import type { VerifiedPair } from '../state/catalog.js';
 
 export interface MatchOptions {
   modelId: string;
@@ -20,7 +23,7 @@ export interface MatchOptions {
    * The verify stage, when on: candidates are verified as their page is matched when the upstream
    * plane is at hand in `store` (handed over by the embed stage), else in a pass after matching.
    */
-  verify?: { verifier: PairVerifier; store: PlaneStore; size: number };
+  verify?: { verifier: PairVerifier; store: PlaneStore; size: number; thread?: VerifyThread };
 }
 
 export interface MatchResult { queried: number; candidates: number; matches: number; exact: number; resumedFrom: number; verified: number }
@@ -55,13 +58,22 @@ export class MatchCursor {
     this.result = { queried: 0, candidates: 0, matches: 0, exact: 0, resumedFrom: state.last_upstream_id, verified: 0 };
   }
 
+  /**
+   * Pages matched but not committed yet: their verification is on the verify thread. They commit
+   * in order (the resume point only moves with them), so a kill loses at most these pages.
+   */
+  private committing: Promise<void> = Promise.resolve();
+  private uncommitted = 0;
+
   /** Match committed upstream images with ids up to `untilId`, at most `maxPages` pages. */
   advance(untilId: number, maxPages = Number.POSITIVE_INFINITY, progress?: Progress): void {
     for (let pages = 0; !this.done && pages < maxPages; pages++) {
       const page = this.catalog.embeddingsPage(this.o.upstreamSourceIds, this.o.modelId, this.afterId, this.o.pageSize, untilId);
       if (page.length === 0) break;
       const lastId = page[page.length - 1]!.id;
-      this.catalog.commitMatches(this.o.modelId, this.pageRows(page, lastId), lastId, false);
+      const thread = this.o.verify?.thread;
+      if (thread) this.dispatch(thread, page, lastId);
+      else this.catalog.commitMatches(this.o.modelId, this.pageRows(page, lastId), lastId, false);
       this.o.verify?.store.releaseUpTo(lastId);
       this.afterId = lastId;
       this.result.queried += page.length;
@@ -69,10 +81,35 @@ export class MatchCursor {
     }
   }
 
+  /** Wait until at most `pages` matched pages are still being verified (back-pressure for the embed stage). */
+  async settle(pages = 0): Promise<void> {
+    while (this.uncommitted > pages) await this.committing;
+  }
+
+  /** A page's candidates now, their verification on the thread, and its commit when that is back, after the pages before it. */
+  private dispatch(thread: VerifyThread, page: { id: number; vectors: Float32Array }[], lastId: number): void {
+    const { rows, hits } = this.retrieve(page, lastId);
+    const jobs: VerifyJob[] = [];
+    for (const [upstreamId, candidates] of hits) {
+      const luma = this.o.verify!.store.take(upstreamId);
+      // A copy: the plane is a view of its decode batch's buffer, which would be cloned whole.
+      if (luma) jobs.push({ upstreamId, luma: luma.slice(), candidates });
+    }
+    const verified = thread.verify(jobs);
+    verified.catch(() => undefined); // awaited in order below
+    this.uncommitted++;
+    this.committing = this.committing.then(async () => {
+      const results = await verified;
+      const byUpstream = new Map(jobs.map((j, i) => [j.upstreamId, results[i]!]));
+      this.catalog.commitMatches(this.o.modelId, [...rows, ...this.candidateRows(hits, byUpstream)], lastId, false);
+      this.uncommitted--;
+    });
+  }
   /** Match everything left, verify what is unverified, mark the match complete, and decide every candidate. */
   async finish(progress: Progress): Promise<MatchResult> {
     if (!this.done) {
       this.advance(Number.MAX_SAFE_INTEGER, Number.POSITIVE_INFINITY, progress);
+      await this.settle(0);
       // Byte-identical copies need no embedding: also those whose pages the loop never saw.
       this.catalog.commitMatches(this.o.modelId, this.exactRows(this.afterId, Number.MAX_SAFE_INTEGER), this.afterId, true);
       this.done = true;
@@ -93,23 +130,42 @@ export class MatchCursor {
     }));
   }
 
-  /** Exact pairs of the page's id range, then embedding hits for pairs not already exact, verified when the upstream plane is at hand. */
-  private pageRows(page: { id: number; vectors: Float32Array }[], lastId: number): MatchRow[] {
+  /** Exact pairs of the page's id range, and each upstream image's embedding hits that are not exact pairs. */
+  private retrieve(page: { id: number; vectors: Float32Array }[], lastId: number): { rows: MatchRow[]; hits: Map<number, Hit[]> } {
     const rows = this.exactRows(this.afterId, lastId);
     const exact = new Set(rows.map((r) => `${r.upstreamId}:${r.downstreamId}`));
+    const hits = new Map<number, Hit[]>();
     for (const u of page) {
-      const hits = searchOne(this.index, u.vectors.subarray(0, this.index.dims), this.o.k, this.o.floor).filter((h) => !exact.has(`${u.id}:${h.downstreamId}`));
-      if (hits.length === 0) continue;
-      const luma = this.o.verify?.store.take(u.id);
-      const verified = luma ? this.o.verify!.verifier.verify(u.id, luma, hits) : undefined;
-      if (verified) this.result.verified += verified.length;
-      hits.forEach((hit, i) => {
-        const v = verified?.[i];
+      const found = searchOne(this.index, u.vectors.subarray(0, this.index.dims), this.o.k, this.o.floor).filter((h) => !exact.has(`${u.id}:${h.downstreamId}`));
+      if (found.length > 0) hits.set(u.id, found);
+    }
+    return { rows, hits };
+  }
+
+  /** The page's rows, verified in this thread when the upstream plane is at hand. */
+  private pageRows(page: { id: number; vectors: Float32Array }[], lastId: number): MatchRow[] {
+    const { rows, hits } = this.retrieve(page, lastId);
+    const verified = new Map<number, VerifiedPair[]>();
+    for (const [upstreamId, candidates] of hits) {
+      const luma = this.o.verify?.store.take(upstreamId);
+      if (luma) verified.set(upstreamId, this.o.verify!.verifier.verify(upstreamId, luma, candidates));
+    }
+    return [...rows, ...this.candidateRows(hits, verified)];
+  }
+
+  /** Candidate rows with their verification where there is one (else left for the backlog pass), decided. */
+  private candidateRows(hits: Map<number, Hit[]>, verified: Map<number, VerifiedPair[]>): MatchRow[] {
+    const rows: MatchRow[] = [];
+    for (const [upstreamId, found] of hits) {
+      const results = verified.get(upstreamId);
+      if (results) this.result.verified += results.length;
+      found.forEach((hit, i) => {
+        const v = results?.[i];
         const decided = v
           ? decisionOf(v, hit.score, this.o.rule)
           : { decision: decideCandidate('embedding', hit.score, null, this.o.rule), reason: explain('embedding', hit.score, hit.view, null, null, this.o.rule) };
         rows.push({
-          upstreamId: u.id, downstreamId: hit.downstreamId, score: hit.score, view: v?.view ?? hit.view, kind: 'embedding',
+          upstreamId, downstreamId: hit.downstreamId, score: hit.score, view: v?.view ?? hit.view, kind: 'embedding',
           ...decided, verifyScore: v?.verifyScore ?? null, alignment: v?.alignment ?? null,
         });
       });

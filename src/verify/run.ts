@@ -5,6 +5,7 @@
  * so its false matches multiply the embedder's instead of adding to them. The catalog keeps the
  * score and the alignment with each candidate: a new threshold re-decides without re-verifying.
  */
+import { Worker } from 'node:worker_threads';
 import pLimit from 'p-limit';
 import { decodeImage } from '../scan/decode.js';
 import type { Catalog, MatchRow, UnverifiedPair, VerifiedPair } from '../state/catalog.js';
@@ -14,6 +15,7 @@ import type { ImagePlane } from '../embed/run.js';
 import { lumaInView, type Aligner } from './aligner.js';
 import { describeAffine, GEOMETRY, VERIFIER_ID, type Alignment } from './geometry.js';
 import { lumaOfRgb } from './luma.js';
+import type { VerifyJob } from './thread.js';
 
 /** How candidates are decided: by the verified score (default) or, with `--verify off`, by cosine alone. */
 export interface DecisionRule { verify: boolean; threshold: number }
@@ -291,4 +293,52 @@ function groupByUpstream(pairs: UnverifiedPair[]): Map<number, UnverifiedPair[]>
 export function decisionOf(p: VerifiedPair, cosine: number, rule: DecisionRule): { decision: MatchRow['decision']; reason: string } {
   const alignment = JSON.parse(p.alignment) as AlignmentRecord;
   return { decision: decideCandidate('embedding', cosine, p.verifyScore, rule), reason: explain('embedding', cosine, p.view, p.verifyScore, alignment, rule) };
+}
+
+/**
+ * The verify stage on its own thread (thread.ts): jobs go out with the upstream planes, verified
+ * pairs come back in order. Audits use it so that retrieval, decisions and commits (the main
+ * thread) and alignment overlap instead of queueing on one thread.
+ */
+export class VerifyThread {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: (r: VerifiedPair[][]) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private failure: Error | undefined;
+  readonly stats = { pairs: 0, ms: 0 };
+
+  constructor(db: string, size: number) {
+    this.worker = new Worker(new URL('./thread.js', import.meta.url), { workerData: { db, size } });
+    this.worker.on('message', (m: { id: number; results?: VerifiedPair[][]; stats?: { pairs: number; ms: number }; error?: string }) => {
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if (this.pending.size === 0) this.worker.unref();
+      if (m.error !== undefined) return p?.reject(new Error(`verify thread: ${m.error}`));
+      this.stats.pairs += m.stats!.pairs;
+      this.stats.ms += m.stats!.ms;
+      p?.resolve(m.results!);
+    });
+    this.worker.on('error', (e) => {
+      this.failure = new Error(`verify thread failed: ${e.message}`, { cause: e });
+      for (const p of this.pending.values()) p.reject(this.failure);
+      this.pending.clear();
+    });
+    this.worker.unref();
+  }
+
+  verify(jobs: VerifyJob[]): Promise<VerifiedPair[][]> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (jobs.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.pending.set(id, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage({ id, jobs });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.worker.postMessage({ close: true });
+    await this.worker.terminate();
+  }
 }
