@@ -23,7 +23,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../util/package-root.js';
 import { GEOMETRY, type Affine, type Alignment } from './geometry.js';
-import { gaussianTaps, scoreOf } from './reference.js';
+import { gaussianTaps, HANN, hypothesisAffine, scoreOf } from './reference.js';
 
 /** A downstream image in one view, prepared once and cached by the caller (plain typed arrays, so it can be stored/cached and copied into the module). */
 export interface DownstreamPlanes {
@@ -80,24 +80,9 @@ const SPECTRUM = 3 * HALF;
 let compiled: object | undefined;
 const module = (): object => (compiled ??= new Wasm.Module(readFileSync(join(packageRoot(), 'native', 'verify-wasm', 'verify.wasm'))));
 
-/** reference.ts's Hann window of the coarse plane. */
-const HANN = Float64Array.from({ length: C }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * (i + 0.5)) / C));
-const CENTRE_N = (N - 1) / 2;
 /** reference.refine stops when fewer pixels than this are valid. */
 const MIN_REFINE_PIXELS = 64;
 
-/** reference.hypothesisAffine: d = R(−angle)(u − c)/zoom + c − 2δ. */
-function hypothesisAffine(zoom: number, angle: number, dx: number, dy: number): Affine {
-  const cs = Math.cos(angle) / zoom;
-  const sn = Math.sin(angle) / zoom;
-  const a = cs;
-  const b = sn;
-  const c = -sn;
-  const d = cs;
-  const tx = CENTRE_N - 2 * dx - (a * CENTRE_N + b * CENTRE_N);
-  const ty = CENTRE_N - 2 * dy - (c * CENTRE_N + d * CENTRE_N);
-  return [a, b, tx, c, d, ty];
-}
 
 /** One WebAssembly instance with its parameters written and its memory views. */
 class Instance {

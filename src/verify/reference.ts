@@ -130,7 +130,7 @@ function fft2(re: Float64Array, im: Float64Array, n: number, inverse: boolean): 
   for (let x = 0; x < n; x++) fft1(re, im, x, n, n, inverse);
 }
 
-const HANN = Float64Array.from({ length: C }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * (i + 0.5)) / C));
+export const HANN = Float64Array.from({ length: C }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * (i + 0.5)) / C));
 
 /** Coarse-plane pixel centres: 32-grid index i sits at 64-grid coordinate 2i + 0.5. */
 const CENTRE_C = (C - 1) / 2;
@@ -199,7 +199,7 @@ function phaseCorrelate(d: { re: Float64Array; im: Float64Array }, w: { re: Floa
  * shows D zoomed by `zoom` and rotated by `angle` about the centre, then shifted; δ (32-grid) is
  * the phase correlation's shift. d = R(−angle)(u − c)/zoom + c − 2δ.
  */
-function hypothesisAffine(zoom: number, angle: number, dx: number, dy: number): Affine {
+export function hypothesisAffine(zoom: number, angle: number, dx: number, dy: number): Affine {
   const cs = Math.cos(angle) / zoom;
   const sn = Math.sin(angle) / zoom;
   // Linear part R(−angle)/zoom.
