@@ -96,11 +96,12 @@ export class PlaneStore {
     }
   }
 
-  /** The plane of image `id`, if at hand; every plane of an id up to `upTo` is let go. */
+  /** The plane of image `id`, if at hand (kept until releaseUpTo passes it). */
   take(id: number): Uint8Array | undefined {
     return this.planes.get(id);
   }
 
+  /** Let go of every plane of an image id up to `lastId` (matching has passed them). */
   releaseUpTo(lastId: number): void {
     for (const id of this.planes.keys()) if (id <= lastId) this.planes.delete(id);
   }
