@@ -6,8 +6,8 @@ import type { RawOptions } from './options.js';
 
 /** Commands a pipeline file can run, and the option keys each accepts. */
 export const PIPELINE_COMMANDS = Object.freeze({
-  audit: ['upstream', 'downstream', 'out', 'db', 'model', 'runtime', 'threshold', 'floor', 'k', 'concurrency', 'batchSize', 'threads', 'wait', 'followLinks', 'failOnMatch', 'shard'],
-  dedup: ['sources', 'out', 'db', 'model', 'runtime', 'threshold', 'k', 'concurrency', 'batchSize', 'threads', 'wait', 'followLinks', 'keep'],
+  audit: ['upstream', 'downstream', 'out', 'db', 'model', 'runtime', 'threshold', 'floor', 'k', 'verify', 'concurrency', 'batchSize', 'threads', 'wait', 'followLinks', 'failOnMatch', 'shard'],
+  dedup: ['sources', 'out', 'db', 'model', 'runtime', 'threshold', 'floor', 'k', 'verify', 'concurrency', 'batchSize', 'threads', 'wait', 'followLinks', 'keep'],
 } as const);
 export type PipelineCommand = keyof typeof PIPELINE_COMMANDS;
 
