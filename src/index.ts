@@ -14,6 +14,11 @@ export { loadModel, type ModelCard, type LoadedModel } from './embed/model-card.
 export { createRuntime, RUNTIMES } from './embed/backend/index.js';
 export type { EmbedRuntime, RuntimeOptions } from './embed/runtime.js';
 export { VIEWS } from './embed/views.js';
+// The verify stage on its own: align a pair of 64×64 luma planes (see ARCHITECTURE.md, "verify").
+export { createAligner, referenceAligner, type Aligner } from './verify/aligner.js';
+export { GEOMETRY, VERIFIER_ID, describeAffine, type Alignment, type Affine } from './verify/geometry.js';
+export { lumaOfRgb } from './verify/luma.js';
+export type { AlignmentRecord, DecisionRule } from './verify/run.js';
 export { Catalog } from './state/catalog.js';
 export type { Summary } from './report/write.js';
 export type { Progress } from './util/progress-types.js';
