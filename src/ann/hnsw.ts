@@ -147,12 +147,17 @@ function rescore(index: DownstreamIndex, ids: number[], query: Float32Array, flo
 function bestView(index: DownstreamIndex, id: number, q: Float32Array): { view: number; score: number; identityScore: number } {
   const v = index.vectors.get(id)!;
   const d = index.dims;
-  let best = { view: 0, score: -Infinity, identityScore: 0 };
+  let view = 0;
+  let score = -Infinity;
+  let identityScore = 0;
   for (let k = 0; k < index.views; k++) {
     let dot = 0;
     for (let i = 0; i < d; i++) dot += v[k * d + i]! * q[i]!;
-    if (k === 0) best.identityScore = dot;
-    if (dot > best.score) best = { ...best, view: k, score: dot };
+    if (k === 0) identityScore = dot;
+    if (dot > score) {
+      view = k;
+      score = dot;
+    }
   }
-  return best;
+  return { view, score, identityScore };
 }

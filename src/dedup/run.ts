@@ -115,11 +115,10 @@ export async function dedup(raw: RawOptions, hooks: { progress?: Progress } = {}
     p.done();
     const index = buildIndex(s.catalog, { sourceIds: ids, modelId: s.model.id, views: 1, dims: s.model.card.output.dims, path: `${options.db}.${s.model.card.name}.dedup.hnsw` }, p);
     const images = candidatesOf(s.catalog, ids);
-    let neighbours = neighboursFrom(index, s.k, s.threshold);
-    if (s.rule.verify) {
-      await ensurePlanes(s.catalog, ids, size, options.concurrency, p);
-      neighbours = verifiedNeighboursFrom(s.catalog, index, new PairVerifier(s.catalog, createAligner(), size), s.k, s.floor, s.threshold, size);
-    }
+    if (s.rule.verify) await ensurePlanes(s.catalog, ids, size, options.concurrency, p);
+    const neighbours = s.rule.verify
+      ? verifiedNeighboursFrom(s.catalog, index, new PairVerifier(s.catalog, createAligner(), size), s.k, s.floor, s.threshold, size)
+      : neighboursFrom(index, s.k, s.threshold);
     const groups = groupDuplicates(images, neighbours, options.keep);
     const written = await writeDedupOutputs(s.catalog, ids, images, groups, s.threshold, s.rule.verify, options.out);
     return { images: images.length, groups, ...written, threshold: s.threshold, outDir: options.out };

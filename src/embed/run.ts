@@ -70,8 +70,9 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
     result.reused += page.ok.length - page.embeddings.length;
     progress.tick(page.ok.length + page.failed.length);
   };
-  if (runtime.decodeAndEmbed) await pump(readStage(catalog, model, runtime, o.views, batchImages, limit), fetchPage, commit);
-  else await pump(decodeStage(catalog, model, runtime, o.views, batchImages, limit), fetchPage, commit);
+  const wantPlanes = o.planes !== undefined;
+  if (runtime.decodeAndEmbed) await pump(readStage(catalog, model, runtime, o.views, batchImages, limit, wantPlanes), fetchPage, commit);
+  else await pump(decodeStage(catalog, model, runtime, o.views, batchImages, limit, wantPlanes), fetchPage, commit);
   return result;
 }
 
@@ -102,11 +103,11 @@ async function pump<T>(stage: Stage<T>, fetchPage: () => WorkItem[], done: (page
 }
 
 /** The caller decodes (main thread, libvips' pool), the runtime only runs the model. */
-function decodeStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, limit: ReturnType<typeof pLimit>): Stage<DecodedItem> {
+function decodeStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, limit: ReturnType<typeof pLimit>, wantPlanes: boolean): Stage<DecodedItem> {
   const size = model.card.input.size;
   return {
     prepare: (page) => Promise.all(page.map((item) => limit(async (): Promise<DecodedItem> => ({ item, result: await decodeImage(item, { size }) })))),
-    embed: (decoded) => embedPage(catalog, model, runtime, views, batchImages, decoded),
+    embed: (decoded) => embedPage(catalog, model, runtime, views, batchImages, decoded, wantPlanes),
   };
 }
 
@@ -116,17 +117,17 @@ function decodeStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime
  * Pages are read when they are sent, not ahead: reads are fast and synchronous for files, and
  * encoded bytes (megabytes per camera photo) are then held only for the pages in flight.
  */
-function readStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, limit: ReturnType<typeof pLimit>): Stage<WorkItem> {
+function readStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, limit: ReturnType<typeof pLimit>, wantPlanes: boolean): Stage<WorkItem> {
   return {
     prepare: async (page) => page,
     embed: async (page) => {
       const reads = await Promise.all(page.map((item) => limit(async (): Promise<ReadItem> => ({ item, read: await readImage(item) }))));
-      return embedReadPage(catalog, model, runtime, views, batchImages, reads);
+      return embedReadPage(catalog, model, runtime, views, batchImages, reads, wantPlanes);
     },
   };
 }
 
-async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, reads: ReadItem[]): Promise<EmbeddedPage> {
+async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, reads: ReadItem[], wantPlanes: boolean): Promise<EmbeddedPage> {
   const failed: FailedResult[] = [];
   const readable: { item: WorkItem; hash: string; image: EncodedImage }[] = [];
   const fresh = new Set<string>();
@@ -142,7 +143,7 @@ async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: Embe
   // The first copy of a hash in the page is embedded; the others are decoded for their size only.
   for (const r of readable) r.image.embed = fresh.delete(r.hash);
   const chunks = Array.from({ length: Math.ceil(readable.length / batchImages) }, (_, b) => readable.slice(b * batchImages, (b + 1) * batchImages));
-  const batches = await Promise.all(chunks.map((chunk) => runtime.decodeAndEmbed!(chunk.map((r) => r.image), views)));
+  const batches = await Promise.all(chunks.map((chunk) => runtime.decodeAndEmbed!(chunk.map((r) => r.image), views, wantPlanes)));
   const ok: DecodedResult[] = [];
   const embeddings: EmbeddingRow[] = [];
   const planes: ImagePlane[] = [];
@@ -158,7 +159,7 @@ async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: Embe
         failed.push({ id: item.id, error: outcome.error });
         return;
       }
-      planes.push({ id: item.id, hash, luma: luma.subarray(decodedInChunk * pixels, ++decodedInChunk * pixels) });
+      if (wantPlanes) planes.push({ id: item.id, hash, luma: luma.subarray(decodedInChunk * pixels, ++decodedInChunk * pixels) });
       ok.push({ id: item.id, hash, width: outcome.width, height: outcome.height });
       if (image.embed) embeddings.push({ hash, views, vectors: vectors.slice(row * stride, ++row * stride) });
     });
@@ -166,7 +167,7 @@ async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: Embe
   return { ok, failed, embeddings, planes, lastId: reads[reads.length - 1]!.item.id };
 }
 
-function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, decoded: DecodedItem[]): Promise<EmbeddedPage> {
+function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, decoded: DecodedItem[], wantPlanes: boolean): Promise<EmbeddedPage> {
   const ok: DecodedResult[] = [];
   const failed: FailedResult[] = [];
   const planes: ImagePlane[] = [];
@@ -178,7 +179,7 @@ function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, 
       continue;
     }
     ok.push({ id: item.id, hash: r.hash, width: r.width, height: r.height });
-    planes.push({ id: item.id, hash: r.hash, luma: lumaOfRgb(r.rgb!, pixels) });
+    if (wantPlanes) planes.push({ id: item.id, hash: r.hash, luma: lumaOfRgb(r.rgb!, pixels) });
     if (!toEmbed.has(r.hash)) toEmbed.set(r.hash, r.rgb!);
   }
   // Exact duplicates (same bytes) of anything committed before cost no model time. (A duplicate

@@ -14,7 +14,7 @@ export interface EmbedRuntime {
    * has read and hashed the bytes; the pool's threads turn them into pixels and descriptors, so
    * the main thread keeps only what is serial (catalog, matching). Absent: the caller decodes.
    */
-  decodeAndEmbed?(images: readonly EncodedImage[], views: number): Promise<DecodedBatch>;
+  decodeAndEmbed?(images: readonly EncodedImage[], views: number, luma?: boolean): Promise<DecodedBatch>;
   dispose(): Promise<void>;
 }
 
@@ -29,8 +29,9 @@ export interface EncodedImage {
 
 /**
  * Per image, its size or why it failed; the descriptors of the images to embed that decoded, in
- * order, `views` each; and the luma of every decoded image's model input (size² bytes each, in
- * order of the ok outcomes), which the verify stage compares instead of decoding again.
+ * order, `views` each; and, when asked for, the luma of every decoded image's model input (size²
+ * bytes each, in order of the ok outcomes; else empty), which the verify stage compares instead
+ * of decoding again.
  */
 export interface DecodedBatch {
   outcomes: ({ ok: true; width: number; height: number } | { ok: false; error: string })[];

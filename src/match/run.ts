@@ -1,11 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { Catalog, MatchRow } from '../state/catalog.js';
-import { searchOne, type DownstreamIndex } from '../ann/hnsw.js';
+import type { Catalog, MatchRow, VerifiedPair } from '../state/catalog.js';
+import { searchOne, type DownstreamIndex, type Hit } from '../ann/hnsw.js';
 import type { Progress } from '../util/progress-types.js';
 import { decideCandidate, decisionOf, explain, verifyBacklog, type AlignmentRecord, type DecisionRule, type PairVerifier, type PlaneStore, type VerifyThread } from '../verify/run.js';
 import type { VerifyJob } from '../verify/thread.js';
-import type { Hit } from '../ann/hnsw.js';
-import type { VerifiedPair } from '../state/catalog.js';
 
 export interface MatchOptions {
   modelId: string;
@@ -105,6 +103,7 @@ export class MatchCursor {
       this.uncommitted--;
     });
   }
+
   /** Match everything left, verify what is unverified, mark the match complete, and decide every candidate. */
   async finish(progress: Progress): Promise<MatchResult> {
     if (!this.done) {
