@@ -12,7 +12,7 @@ import { Pager } from './pager.js';
  * contiguously after a 512-byte header; CIFAR binary batches are fixed-size records.
  */
 
-export const IMAGE_MEMBER = /\.(jpe?g|png|webp|gif|tiff?|avif|bmp)$/i;
+export const IMAGE_MEMBER = /\.(jpe?g|png|webp|gif|tiff?|avif|bmp|ico|tga)$/i;
 
 /** `shard-{00000..00099}.tar` → every name, zero padding kept; other braces pass through. */
 export function expandBraces(pattern: string): string[] {

@@ -8,7 +8,7 @@ import { listArchive, parseArchive, type ArchiveSpec } from './archives.js';
 import { listParquet, parseParquet, type ParquetSpec } from './parquet.js';
 
 /** Extensions we hand to the decoder; anything else in a folder is not an image and is ignored. */
-export const IMAGE_EXTENSIONS = Object.freeze(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.svg', '.bmp']);
+export const IMAGE_EXTENSIONS = Object.freeze(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.svg', '.bmp', '.ico', '.tga']);
 
 export type SourceKind = 'folder' | 'list' | 'glob' | 'archive' | 'parquet';
 
