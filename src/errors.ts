@@ -29,6 +29,8 @@ export const EXIT = Object.freeze({
   state: 4,
   index: 5,
   matchFound: 11,
+  /** `certificate --check`: the data differs from what the certificate fingerprinted. */
+  dataChanged: 12,
 });
 
 export function exitCodeFor(error: unknown): number {

@@ -19,6 +19,9 @@ export { createAligner, referenceAligner, type Aligner } from './verify/aligner.
 export { GEOMETRY, VERIFIER_ID, describeAffine, type Alignment, type Affine } from './verify/geometry.js';
 export { lumaOfRgb } from './verify/luma.js';
 export type { AlignmentRecord, DecisionRule } from './verify/run.js';
+// The contamination certificate (certificate.json, its report section, `certificate --check`).
+export { buildCertificate, writeCertificate, checkCertificate, readCertificate, renderCertificateHtml, CERTIFICATE_FORMAT } from './certificate/index.js';
+export type { Certificate, CertificateCheck, CheckOptions, DownstreamSet, SourceFingerprint } from './certificate/index.js';
 export { Catalog } from './state/catalog.js';
 export type { Summary } from './report/write.js';
 export type { Progress } from './util/progress-types.js';

@@ -14,7 +14,8 @@ ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)}${c.summary}`
 
 Run \`neardup <command> --help\` for a command's options.
 Exit codes: 0 ok, 1 unexpected failure, 2 bad flag/path/config, 3 model missing or corrupt,
-4 catalog in use or from a newer neardup, 5 index failure, 11 matches found with --fail-on-match.`;
+4 catalog in use or from a newer neardup, 5 index failure, 11 matches found with --fail-on-match,
+12 data differs from its certificate (certificate --check).`;
 
 /** Run one neardup command line; returns the exit code (the library never calls process.exit). */
 export async function main(argv: string[], io: CommandIO): Promise<number> {

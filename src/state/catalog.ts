@@ -43,7 +43,7 @@ export interface OpenOptions {
 }
 
 /** SQL: a re-listed file is unchanged (same size and mtime, and it had not vanished in between). */
-const VANISHED = 'file no longer present in the source (moved or deleted since an earlier scan)';
+export const VANISHED = 'file no longer present in the source (moved or deleted since an earlier scan)';
 const UNCHANGED = `images.bytes IS excluded.bytes AND images.mtime_ms IS excluded.mtime_ms AND images.error IS NOT '${VANISHED}'`;
 const toBlob = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 const fromBlob = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
