@@ -11,6 +11,7 @@ import { SILENT, type Progress } from '../util/progress-types.js';
 import { VERSION } from '../version.js';
 import { ConfigError, invalidOption } from '../errors.js';
 import { applyPurge, undoPurge, PURGE_ACTIONS, type PurgeAction } from '../purge/apply.js';
+import { applyDecisions, type DecisionsResult } from '../purge/decisions.js';
 import { parseSource } from '../sources/list.js';
 import { importDownstream, markPrepared } from './downstream.js';
 import { checkShard, indexPathFor, listSources, openSession, sourceIdsFor, versions, type Session } from './session.js';
@@ -101,7 +102,12 @@ async function finishMatch(cursor: MatchCursor, p: Progress, timings?: Timings, 
   return r;
 }
 
-async function outputs(s: Session, sel: PurgeSelection, timings: Timings, runtimeName: string): Promise<{ purge: PurgeResult; summary: Summary }> {
+/** A reviewer's decisions (--decisions), recorded before any output is written; a bad file records nothing. */
+const recordDecisions = (s: Session, sel: PurgeSelection): DecisionsResult | undefined =>
+  s.options.decisions ? applyDecisions(s.catalog, s.options.decisions, sel.upstreamIds, sel.downstreamIds) : undefined;
+
+async function outputs(s: Session, sel: PurgeSelection, timings: Timings, runtimeName: string): Promise<{ purge: PurgeResult; summary: Summary; decisions?: DecisionsResult }> {
+  const decisions = recordDecisions(s, sel);
   applyThreshold(s.catalog, s.model.id, s.rule);
   const purge = await timed(timings, 'purge', () => writePurgePlan(s.catalog, sel, s.options.out));
   const summary = await timed(timings, 'report', () => writeReport(s.catalog, sel, purge, {
@@ -109,7 +115,7 @@ async function outputs(s: Session, sel: PurgeSelection, timings: Timings, runtim
     model: { id: s.model.id, name: s.model.card.name, sha256: s.model.card.sha256, runtime: runtimeName },
     threshold: s.threshold, floor: s.floor, k: s.k, verify: s.rule.verify, timings, catalog: s.catalog.path,
   }, s.options.out));
-  return { purge, summary };
+  return { purge, summary, decisions };
 }
 
 /**
@@ -245,17 +251,25 @@ export async function report(raw: RawOptions): Promise<Summary> {
 
 export interface PurgeOptions { apply?: string; to?: string; undo?: boolean }
 
+async function planOnly(s: Session, sel: PurgeSelection, timings: Timings): Promise<PurgeResult> {
+  applyThreshold(s.catalog, s.model.id, s.rule);
+  return timed(timings, 'purge', () => writePurgePlan(s.catalog, sel, s.options.out));
+}
+
 /** Stage `purge`: the plan, and with `apply` the journaled moves/deletions (or `undo` of moves). */
 export async function purge(raw: RawOptions, o: PurgeOptions = {}) {
   const options = resolveOptions(raw, { out: true });
   if (o.apply !== undefined && !(PURGE_ACTIONS as readonly string[]).includes(o.apply)) throw invalidOption('apply', `one of ${PURGE_ACTIONS.join(', ')}`, o.apply);
   if (o.apply && o.undo) throw new ConfigError('Pass either --apply or --undo, not both', 'E_CONFIG');
+  if (options.decisions && o.undo) throw new ConfigError('Pass either --decisions or --undo, not both', 'E_CONFIG');
   return withSession('purge', options, async (s, timings) => {
     const sel = { modelId: s.model.id, upstreamIds: sourceIdsFor(s.catalog, 'upstream', options.upstream), downstreamIds: sourceIdsFor(s.catalog, 'downstream', options.downstream) };
     if (o.undo) return { removed: 0, kept: 0, undone: undoPurge(s.catalog) };
-    applyThreshold(s.catalog, s.model.id, s.rule);
-    const plan = await timed(timings, 'purge', () => writePurgePlan(s.catalog, sel, options.out));
+    // With decisions every output is written again, so that matches.csv and the report show them too.
+    const { purge: plan, decisions } = options.decisions
+      ? await outputs(s, sel, timings, options.runtime)
+      : { purge: await planOnly(s, sel, timings), decisions: undefined };
     const applied = o.apply ? applyPurge(s.catalog, plan.removedRows, o.apply as PurgeAction, o.to, sel.upstreamIds) : undefined;
-    return { removed: plan.removed, kept: plan.kept, applied };
+    return { removed: plan.removed, kept: plan.kept, applied, decisions };
   });
 }

@@ -32,7 +32,7 @@ function printSummary(summary: Summary, o: RawOptions, io: CommandIO, outDir: st
 
 const audit = command('audit', 'neardup audit --upstream <source>... --downstream <source>... --out <dir> [options]',
   'The whole decontamination chain: list, decode and embed both sides, index the downstream views, match every upstream image, write the purge plan and report.',
-  [...SIDES, F.downstreamDb, F.out, ...MATCHING, ...DECODE, F.shard, F.failOnMatch, F.json, ...COMMON], false,
+  [...SIDES, F.downstreamDb, F.out, ...MATCHING, ...DECODE, F.shard, F.failOnMatch, F.decisions, F.json, ...COMMON], false,
   async (o, _p, io) => {
     const { audit: run } = await import('../audit/run.js');
     const result = await run(o, { progress: progressFor(o, io) });
@@ -82,7 +82,7 @@ const match = command('match', 'neardup match [--upstream <source>...] [--downst
 
 const report = command('report', 'neardup report --out <dir> [--threshold <x>] [--db <file>]',
   'Write matches.csv, candidates.csv, keep.txt, removed.csv, errors.csv, summary.json and report.html from the catalog.',
-  [...SIDES, F.out, ...MATCHING, F.failOnMatch, F.json, ...COMMON], false,
+  [...SIDES, F.out, ...MATCHING, F.failOnMatch, F.decisions, F.json, ...COMMON], false,
   async (o, _p, io) => {
     const { report: run } = await import('../audit/run.js');
     const summary = await run(o);
@@ -90,14 +90,15 @@ const report = command('report', 'neardup report --out <dir> [--threshold <x>] [
     return o.failOnMatch && summary.counts.removed > 0 ? EXIT.matchFound : EXIT.ok;
   });
 
-const purge = command('purge', 'neardup purge --out <dir> [--apply move --to <dir> | --apply delete | --undo] [--threshold <x>] [--db <file>]',
-  'Write the purge plan (keep.txt, removed.csv) from the catalog. Files are moved or deleted only with --apply; every operation is journaled first, so an interrupted purge resumes, and --undo rolls moves back.',
-  [...SIDES, F.out, ...MATCHING, F.apply, F.to, F.undo, F.json, ...COMMON], false,
+const purge = command('purge', 'neardup purge --out <dir> [--decisions decisions.csv] [--apply move --to <dir> | --apply delete | --undo] [--threshold <x>] [--db <file>]',
+  'Write the purge plan (keep.txt, removed.csv) from the catalog. --decisions records a reviewer\'s decisions first (accepted pairs are removed whatever their score, rejected ones never) and writes every output again (matches.csv, candidates.csv, summary.json, report.html) so they show them. Files are moved or deleted only with --apply; every operation is journaled first, so an interrupted purge resumes, and --undo rolls moves back.',
+  [...SIDES, F.out, ...MATCHING, F.decisions, F.apply, F.to, F.undo, F.json, ...COMMON], false,
   async (o, _p, io) => {
     const { purge: run } = await import('../audit/run.js');
     const r = await run(o, { apply: o.apply as string | undefined, to: o.to as string | undefined, undo: o.undo === true });
     if (o.json) io.stdout(`${JSON.stringify(r, null, 2)}\n`);
     else {
+      if (r.decisions) io.stdout(`${r.decisions.recorded} decisions recorded from ${r.decisions.file} (${r.decisions.accepted} accepted, ${r.decisions.rejected} rejected)\n`);
       io.stdout(`${r.removed} to remove, ${r.kept} to keep: ${o.out}/keep.txt, ${o.out}/removed.csv\n`);
       if (r.applied) io.stdout(`${o.apply}: ${r.applied.done} done, ${r.applied.alreadyDone} already done, ${r.applied.failed} failed (see the purge_ops table)\n`);
       if (r.undone) io.stdout(`undo: ${r.undone.restored} files restored, ${r.undone.failed} failed${r.undone.deletions ? `, ${r.undone.deletions} deletions cannot be undone` : ''}\n`);

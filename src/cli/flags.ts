@@ -50,6 +50,7 @@ export const FLAGS = {
   attempts: f('attempts', 'attempts', 'tries per shard job before it fails (default 3; a killed worker does not use one)', '<n>'),
   lease: f('lease', 'lease', 'seconds a job stays with a worker that stopped renewing it (killed, hung) before another takes it (default 60)', '<s>'),
   exitWhenIdle: f('exit-when-idle', 'exitWhenIdle', 'exit once the queue has nothing waiting or running (batch jobs, CI)'),
+  decisions: f('decisions', 'decisions', "decisions.csv exported from report.html's review view (upstream,downstream,decision = accept|reject): recorded in the catalog (by content hash, so they outlast reruns, new thresholds and models) and overriding the model's decisions", '<file>'),
   help: f('help', 'help', 'show this help', undefined, { short: 'h' }),
 } satisfies Record<string, FlagSpec>;
 

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, normalize, resolve } from 'node:path';
 import { ConfigError, invalidOption } from '../errors.js';
@@ -46,6 +47,8 @@ export interface RawOptions {
   downstreamDb?: string;
   /** Set by queue workers only: the job lease proves a lock left on another host is stale. */
   leaseHeld?: boolean;
+  /** decisions.csv exported by report.html's review view: recorded in the catalog before the outputs are written. */
+  decisions?: string;
 }
 
 /** Validated once at the boundary; stages trust every field. */
@@ -78,6 +81,8 @@ export interface ResolvedOptions {
   /** Absolute path of a prepared downstream catalog, or undefined. */
   downstreamDb: string | undefined;
   leaseHeld: boolean;
+  /** Absolute path of a decisions.csv to record (checked to exist), or undefined. */
+  decisions: string | undefined;
 }
 
 /** One of N deterministic slices of the upstream side. */
@@ -103,6 +108,13 @@ function parseSwitch(name: string, raw: string | boolean): boolean {
   if (typeof raw === 'boolean') return raw;
   if (raw === 'on' || raw === 'off') return raw === 'on';
   throw invalidOption(name, 'on or off', raw);
+}
+
+function decisionsFile(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const path = resolve(raw);
+  if (!existsSync(path)) throw new ConfigError(`--decisions ${raw} does not exist: pass the decisions.csv exported from report.html's review view`, 'E_CONFIG');
+  return path;
 }
 
 const cleanPaths = (xs: string[] | undefined) => (xs ?? []).map((p) => (p.includes('*') || p.includes(':') ? p : normalize(p).replace(/\/+$/, '') || '/'));
@@ -147,5 +159,6 @@ export function resolveOptions(raw: RawOptions, needs: { out?: boolean } = {}): 
     shard: parseShard(raw.shard),
     downstreamDb: raw.downstreamDb === undefined ? undefined : resolve(raw.downstreamDb),
     leaseHeld: raw.leaseHeld === true,
+    decisions: decisionsFile(raw.decisions),
   });
 }

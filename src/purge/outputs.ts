@@ -17,6 +17,9 @@ export function keepLine(path: string): string {
   return /[\n\r]/.test(path) || path.startsWith('"') ? JSON.stringify(path) : path;
 }
 
+/** removed.csv: each removed upstream image with its best match; decided_by says whether a reviewer accepted it. */
+export const REMOVED_HEADER = ['upstream', 'downstream', 'score', 'view', 'reason', 'decided_by'] as const;
+
 export const viewName = (v: number) => VIEWS[v] ?? String(v);
 export const scoreText = (s: number) => s.toFixed(6);
 
@@ -27,7 +30,9 @@ export function writeFileAtomic(path: string, data: string): void {
 
 /**
  * Plan the purge: keep.txt (usable upstream images with no decided match) and removed.csv (each
- * removed image with its best match and reason). Non-destructive: files are only listed.
+ * removed image with its best match and reason). Reviewers' decisions are already applied by
+ * candidates(): an accepted pair removes its upstream image whatever its score, a rejected one
+ * never does. Non-destructive: files are only listed.
  */
 export async function writePurgePlan(catalog: Catalog, sel: PurgeSelection, outDir: string): Promise<PurgeResult> {
   mkdirSync(outDir, { recursive: true });
@@ -35,8 +40,8 @@ export async function writePurgePlan(catalog: Catalog, sel: PurgeSelection, outD
   const removedRows = removals(all);
   const removedIds = new Set(removedRows.map((r) => r.upstreamId));
   const kept = await writeKeepList(join(outDir, 'keep.txt'), catalog, sel.upstreamIds, removedIds);
-  await writeCsvFile(join(outDir, 'removed.csv'), ['upstream', 'downstream', 'score', 'view', 'reason'],
-    removedRows.map((r) => [r.upstream, r.downstream, scoreText(r.score), viewName(r.view), r.reason]));
+  await writeCsvFile(join(outDir, 'removed.csv'), REMOVED_HEADER,
+    removedRows.map((r) => [r.upstream, r.downstream, scoreText(r.score), viewName(r.view), r.reason, r.decidedBy]));
   return { kept, removed: removedRows.length, candidates: all, removedRows };
 }
 

@@ -41,9 +41,17 @@ interface ParseState {
  * @throws ConfigError (`E_CSV`) on an unterminated quoted field or text after a closing quote.
  */
 export function parseCsv(text: string): string[][] {
+  return parseCsvLines(text).map((r) => r.fields);
+}
+
+/** parseCsv, each record with the line it starts on (1-based), for error messages about its content. */
+export function parseCsvLines(text: string): { fields: string[]; line: number }[] {
   const st: ParseState = { text: text.startsWith('\uFEFF') ? text.slice(1) : text, pos: 0, line: 1 };
-  const records: string[][] = [];
-  while (st.pos < st.text.length) records.push(parseRecord(st));
+  const records: { fields: string[]; line: number }[] = [];
+  while (st.pos < st.text.length) {
+    const line = st.line;
+    records.push({ fields: parseRecord(st), line });
+  }
   return records;
 }
 

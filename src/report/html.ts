@@ -4,7 +4,10 @@
  * Every caller-supplied string (file names especially) is escaped; thumbnails and overlays are
  * accepted only as base64 image data URIs.
  */
+import { createHash } from 'node:crypto';
 import { invalidOption } from '../errors.js';
+import type { ReviewSection } from './review.js';
+import { REVIEW_CSS, REVIEW_SCRIPT } from './review-app.js';
 
 /** One decided match: an upstream image that copies a downstream (test-set) image. */
 export interface ReportPair {
@@ -28,6 +31,8 @@ export interface ReportPair {
    * as a base64 image data URI; absent when the pair has no transform or a file is unreadable.
    */
   overlay?: string;
+  /** 'human': a reviewer accepted this pair (purge --decisions); absent or 'model': the threshold decided. */
+  decidedBy?: 'human' | 'model';
 }
 
 /** Everything the report shows; the renderer computes only bins, sorting and percentages. */
@@ -48,6 +53,11 @@ export interface ReportData {
   errorsByReason: { reason: string; count: number }[];
   /** Cap on rendered pairs (default 500); the page says how many were left out. */
   maxPairs?: number;
+  /**
+   * The review view (review.ts wrote its data file and pictures beside the page): when present
+   * the page carries its script; absent, the page has no script at all.
+   */
+  review?: ReviewSection;
 }
 
 /** One histogram bin `[from, to)`, split at the threshold (the last bin also holds 1.0 and above). */
@@ -125,11 +135,12 @@ export function renderReport(data: ReportData): string {
   return [
     '<!DOCTYPE html>',
     '<html lang="en">',
-    renderHead(data.title),
+    renderHead(data.title, data.review !== undefined),
     '<body>',
     renderSummary(data),
     renderContamination(data.perDownstream) + renderLabelContamination(data.contaminationByLabel),
     renderHistogram(data.candidateScores, data.threshold),
+    data.review ? renderReview(data.review, data.threshold) : '',
     renderPairs(data.pairs, maxPairs),
     renderErrors(data.errorsByReason),
     '</body>',
@@ -138,15 +149,44 @@ export function renderReport(data: ReportData): string {
   ].join('\n');
 }
 
-// The CSP is belt and braces: even a missed escape cannot load or run anything.
-function renderHead(title: string): string {
+// The CSP is belt and braces: even a missed escape cannot load or run anything. With the review
+// view the page runs its own script (by hash) and loads review-data.js and thumbs/ beside it.
+function renderHead(title: string, review: boolean): string {
+  const csp = review
+    ? `default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'; script-src 'self' '${scriptHash(REVIEW_SCRIPT)}'`
+    : "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
   return `<head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
 <title>${escapeHtml(title)}</title>
-<style>${CSS}</style>
+<style>${CSS}${review ? REVIEW_CSS : ''}</style>
 </head>`;
+}
+
+const scriptHash = (source: string) => `sha256-${createHash('sha256').update(source).digest('base64')}`;
+
+/**
+ * The review view: every match and near miss, a page at a time, decided with the keyboard
+ * (review-app.ts). The pairs come from review-data.js, the pictures from thumbs/.
+ */
+function renderReview(r: ReviewSection, threshold: number): string {
+  const keys = [['j', '↓', '→'], ['k', '↑', '←']].map((k) => k.map((x) => `<kbd>${x}</kbd>`).join(' '));
+  return `<h2>Review (${fmtInt(r.pairs)} pairs: ${fmtInt(r.matches)} matches, ${fmtInt(r.nearMisses)} near misses)</h2>
+<section id="review" data-run="${escapeHtml(r.runKey)}">
+<p class="note">Every match and every near miss (deciding score within ${r.margin} below the threshold ${fmtScore(threshold)}), ${r.pageSize} to a page.
+Keys: ${keys[0]} next pair, ${keys[1]} previous, <kbd>a</kbd> accept (it is a copy), <kbd>r</kbd> reject (not a copy), <kbd>u</kbd> clear,
+<kbd>n</kbd>/<kbd>p</kbd> next/previous page, <kbd>1</kbd>–<kbd>4</kbd> filter. Decisions stay in this browser until exported:
+run <code>neardup purge --decisions decisions.csv</code> with the same --db to apply them.</p>
+<div class="rv-bar"><button type="button" data-filter="all">1 all</button><button type="button" data-filter="matches">2 matches</button>` +
+    `<button type="button" data-filter="near">3 near misses</button><button type="button" data-filter="undecided">4 undecided</button>` +
+    `<button type="button" data-action="prev-page">◀ page</button><button type="button" data-action="next-page">page ▶</button>` +
+    `<button type="button" data-action="export">Export decisions.csv</button></div>
+<p class="rv-status">Loading the review (needs ${escapeHtml(r.dataFile)} and thumbs/ beside this page, and scripts enabled)…</p>
+<div class="rv-list"></div>
+</section>
+<script src="${escapeHtml(r.dataFile)}"></script>
+<script>${REVIEW_SCRIPT}</script>`;
 }
 
 const CSS = `
@@ -179,6 +219,7 @@ tfoot td { font-weight: 600; }
 .pair figcaption { margin-top: 4px; }
 .imeta { color: #57606a; font-size: 11px; word-break: break-all; }
 .empty { color: #57606a; }
+.pair .human { background: #d1242f; color: #fff; border-radius: 10px; padding: 0 8px; font-size: 12px; }
 `;
 
 function renderSummary(data: ReportData): string {
@@ -346,7 +387,8 @@ const hasOverlay = (p: ReportPair): boolean => p.overlay !== undefined && SAFE_T
 function pairCard(p: ReportPair): string {
   const verified = typeof p.verifyScore === 'number' ? ` · verified ${fmtVerified(p.verifyScore)}` : '';
   const overlay = hasOverlay(p) ? overlayFigure(p.overlay!) : '';
-  return `<article class="pair"><header><b>${fmtScore(p.score)}</b> · view ${escapeHtml(p.view)}${verified}</header>` +
+  const human = p.decidedBy === 'human' ? ' · <span class="human">accepted by reviewer</span>' : '';
+  return `<article class="pair${p.decidedBy === 'human' ? ' human' : ''}"><header><b>${fmtScore(p.score)}</b> · view ${escapeHtml(p.view)}${verified}${human}</header>` +
     `<p class="reason">${escapeHtml(p.reason)}</p>` +
     `<div class="sides">${side('upstream', p.upstream, p.upstreamThumb, p.upstreamMeta)}` +
     `${side(`downstream · ${p.downstreamSource}`, p.downstream, p.downstreamThumb, p.downstreamMeta)}${overlay}</div></article>`;

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
-import { keepLine, writeFileAtomic } from '../purge/outputs.js';
+import { keepLine, REMOVED_HEADER, writeFileAtomic } from '../purge/outputs.js';
 import { errorsByReason } from '../state/queries.js';
 import { byPath } from '../util/order.js';
 import { parseCsv, writeCsvFile } from './csv.js';
-import { CANDIDATES_HEADER, MATCHES_HEADER, labelTable, matchRecord, pairOfRecord, renderReportFile, type Summary } from './write.js';
+import { CANDIDATES_HEADER, MATCHES_HEADER, labelTable, matchRecord, pairOfRecord, renderReportFile, reviewCounts, type Summary } from './write.js';
 
 /**
  * `neardup merge`: combine the outputs of `audit --shard i/N` runs into exactly what one
@@ -36,7 +36,8 @@ export async function mergeShards(dirs: string[], out: string): Promise<Summary>
   mkdirSync(out, { recursive: true });
   const candidates = shards.flatMap((s) => s.candidates).map(currentLayout).sort(byScoreThenPaths);
   const matches = candidates.filter((c) => c[5] === 'match');
-  const removed = shards.flatMap((s) => s.removed).sort((a, b) => byPath(a[0]!, b[0]!));
+  // Shards written before reviews existed lack removed.csv's decided_by: theirs were the model's.
+  const removed = shards.flatMap((s) => s.removed).map((r) => (r.length < REMOVED_HEADER.length ? [...r, 'model'] : r)).sort((a, b) => byPath(a[0]!, b[0]!));
   const keep = shards.flatMap((s) => s.keep).sort(byPath);
   const roleRank = (role: string) => (role === 'downstream' ? 0 : 1);
   const sourceRank = new Map(first.sources.map((s, i) => [`${s.role}\0${s.source}`, i]));
@@ -45,7 +46,7 @@ export async function mergeShards(dirs: string[], out: string): Promise<Summary>
 
   await writeCsvFile(join(out, 'candidates.csv'), CANDIDATES_HEADER, candidates);
   await writeCsvFile(join(out, 'matches.csv'), MATCHES_HEADER, matches.map(matchRecord));
-  await writeCsvFile(join(out, 'removed.csv'), ['upstream', 'downstream', 'score', 'view', 'reason'], removed);
+  await writeCsvFile(join(out, 'removed.csv'), REMOVED_HEADER, removed);
   await writeCsvFile(join(out, 'errors.csv'), ['path', 'role', 'source', 'reason'], errors);
   writeFileAtomic(join(out, 'keep.txt'), keep.length ? `${keep.map(keepLine).join('\n')}\n` : '');
 
@@ -58,11 +59,13 @@ export async function mergeShards(dirs: string[], out: string): Promise<Summary>
 
 /**
  * A shard's candidates.csv record in this version's columns: shards written before the meta
- * columns had 6, before the verify stage 8 (their verify columns and reason are left empty).
+ * columns had 6, before the verify stage 8 (their verify columns and reason are left empty),
+ * before reviews 15 (decided by the model).
  */
 function currentLayout(c: string[]): string[] {
   if (c.length >= CANDIDATES_HEADER.length) return c;
-  return [...c.slice(0, 6), '', '', '', '', '', '', '', c[6] ?? '', c[7] ?? ''];
+  if (c.length === CANDIDATES_HEADER.length - 1) return [...c, 'model'];
+  return [...c.slice(0, 6), '', '', '', '', '', '', '', c[6] ?? '', c[7] ?? '', 'model'];
 }
 
 function downstreamOf(summary: Summary, path: string): string {
@@ -95,6 +98,7 @@ function mergedSummary(parts: Summary[], m: { candidates: string[][]; matches: s
     },
     sources,
     perDownstream: [],
+    review: reviewCounts(m.candidates.map((c) => ({ decidedBy: c[15] === 'human' ? 'human' : 'model', decision: c[5] as 'match' }))),
     errors: {
       byReason: errorsByReason(m.errors.map(([path, role, source, error]) => ({ path: path!, role: role!, source: source!, error: error! }))),
       files: m.errors.slice(0, 1000).map(([path, , source, reason]) => ({ path: path!, source: source!, reason: reason! })),

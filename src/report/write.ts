@@ -10,6 +10,7 @@ import { VIEWS } from '../embed/views.js';
 import { writeCsvFile } from './csv.js';
 import { renderReport, DEFAULT_MAX_PAIRS, type ReportPair } from './html.js';
 import { overlayDataUri } from './overlay.js';
+import { writeReviewFiles, type ReviewSection } from './review.js';
 
 export interface ReportMeta {
   version: string;
@@ -39,6 +40,8 @@ export interface Summary {
   /** Present when downstream images carry a label or class (see labelOf): images and contaminated images per label, sorted by label. */
   contamination_by_label?: LabelContamination[];
   errors: { byReason: { reason: string; count: number; examples: string[] }[]; files: { path: string; source: string; reason: string }[]; filesOmitted: number };
+  /** Pairs among the candidates whose decision is a reviewer's (purge --decisions): accepted (matches) and rejected. */
+  review?: { accepted: number; rejected: number };
   timings: Record<string, number>;
   catalog: string;
 }
@@ -129,9 +132,22 @@ export function buildSummary(catalog: Catalog, sel: PurgeSelection, purge: Purge
       files: errors.slice(0, MAX_ERROR_FILES).map((e) => ({ path: e.path, source: e.source, reason: e.error })),
       filesOmitted: Math.max(0, errors.length - MAX_ERROR_FILES),
     },
+    review: reviewCounts(purge.candidates),
     timings: meta.timings,
     catalog: meta.catalog,
   };
+}
+
+/** How many of the candidates a reviewer accepted and rejected. */
+export function reviewCounts(all: readonly Pick<CandidateView, 'decidedBy' | 'decision'>[]): NonNullable<Summary['review']> {
+  let accepted = 0;
+  let rejected = 0;
+  for (const c of all) {
+    if (c.decidedBy !== 'human') continue;
+    if (c.decision === 'match') accepted++;
+    else rejected++;
+  }
+  return { accepted, rejected };
 }
 
 /** A decided match as the HTML report shows it. */
@@ -142,6 +158,8 @@ export interface PairRow {
   verifyScore?: number | null; transform?: Transform | null;
   /** Each side's meta as printed in the CSVs (JSON text, empty or absent when none). */
   upstreamMeta?: string | null; downstreamMeta?: string | null;
+  /** Whose decision this is (absent: the model's). */
+  decidedBy?: 'human' | 'model';
 }
 
 /**
@@ -150,7 +168,7 @@ export interface PairRow {
  * (the transform's rounding is the catalog's own) so that a report rebuilt from CSVs (merge) is
  * the same page.
  */
-export async function renderReportFile(outDir: string, summary: Summary, pairs: PairRow[], candidateScores: number[]): Promise<void> {
+export async function renderReportFile(outDir: string, summary: Summary, pairs: PairRow[], candidateScores: number[], review?: ReviewSection): Promise<void> {
   const limit = pLimit(4);
   const verified = (x: number | null | undefined) => (x === null || x === undefined ? undefined : Number(x.toFixed(3)));
   const shown = await Promise.all(pairs.slice(0, DEFAULT_MAX_PAIRS).map((m) => limit(async (): Promise<ReportPair> => ({
@@ -158,7 +176,7 @@ export async function renderReportFile(outDir: string, summary: Summary, pairs: 
     reason: m.reason, verifyScore: verified(m.verifyScore),
     upstreamThumb: await thumbnailDataUri(m.upstream), downstreamThumb: await thumbnailDataUri(m.downstream),
     overlay: m.transform ? await overlayDataUri(m.upstream, m.downstream, m.view, m.transform) : undefined,
-    upstreamMeta: parseMeta(m.upstreamMeta), downstreamMeta: parseMeta(m.downstreamMeta),
+    upstreamMeta: parseMeta(m.upstreamMeta), downstreamMeta: parseMeta(m.downstreamMeta), decidedBy: m.decidedBy,
   }))));
   const c = summary.counts;
   const html = renderReport({
@@ -169,6 +187,7 @@ export async function renderReportFile(outDir: string, summary: Summary, pairs: 
     pairs: shown,
     candidateScores: candidateScores.map(printedScore),
     errorsByReason: summary.errors.byReason.map(({ reason, count }) => ({ reason, count })),
+    review,
   });
   writeFileAtomic(join(outDir, 'report.html'), html);
 }
@@ -179,8 +198,8 @@ export async function renderReportFile(outDir: string, summary: Summary, pairs: 
  * stage's, empty when a pair was not verified; `view` is the downstream view that aligned (or
  * that the embedding matched). The meta columns (compact JSON, empty when none) come last.
  */
-export const MATCHES_HEADER = ['upstream', 'downstream', 'score', 'view', 'verify_score', 'zoom', 'angle', 'shift_x', 'shift_y', 'overlap', 'reason', 'upstream_meta', 'downstream_meta'] as const;
-export const CANDIDATES_HEADER = ['upstream', 'downstream', 'score', 'view', 'kind', 'decision', 'verify_score', 'zoom', 'angle', 'shift_x', 'shift_y', 'overlap', 'reason', 'upstream_meta', 'downstream_meta'] as const;
+export const MATCHES_HEADER = ['upstream', 'downstream', 'score', 'view', 'verify_score', 'zoom', 'angle', 'shift_x', 'shift_y', 'overlap', 'reason', 'upstream_meta', 'downstream_meta', 'decided_by'] as const;
+export const CANDIDATES_HEADER = ['upstream', 'downstream', 'score', 'view', 'kind', 'decision', 'verify_score', 'zoom', 'angle', 'shift_x', 'shift_y', 'overlap', 'reason', 'upstream_meta', 'downstream_meta', 'decided_by'] as const;
 
 /** The transform columns of a verified pair, as the CSVs print them. */
 export interface Transform { zoom: number; angle: number; shiftX: number; shiftY: number; overlap: number }
@@ -200,7 +219,7 @@ export function candidateRecord(c: CandidateView): string[] {
   return [
     c.upstream, c.downstream, scoreText(c.score), viewName(c.view), c.kind, c.decision, optional(c.verifyScore, 3),
     optional(t?.zoom, 3), optional(t?.angle, 1), optional(t?.shiftX, 3), optional(t?.shiftY, 3), optional(t?.overlap, 3), c.reason,
-    c.upstreamMeta ?? '', c.downstreamMeta ?? '',
+    c.upstreamMeta ?? '', c.downstreamMeta ?? '', c.decidedBy,
   ];
 }
 
@@ -214,11 +233,11 @@ export function pairOfRecord(r: readonly string[]): Omit<PairRow, 'downstreamSou
   return {
     upstream: r[0]!, downstream: r[1]!, score: Number(r[2]), view: VIEWS.indexOf(r[3] as (typeof VIEWS)[number]), kind: r[4] as PairRow['kind'], reason: r[12] ?? '',
     verifyScore: num(6), transform: zoom === null ? null : { zoom, angle: num(8)!, shiftX: num(9)!, shiftY: num(10)!, overlap: num(11)! },
-    upstreamMeta: r[13], downstreamMeta: r[14],
+    upstreamMeta: r[13], downstreamMeta: r[14], decidedBy: r[15] === 'human' ? 'human' : 'model',
   };
 }
 
-/** matches.csv, candidates.csv, errors.csv, summary.json and report.html, each written atomically. */
+/** matches.csv, candidates.csv, errors.csv, summary.json and report.html (with review-data.js and thumbs/ for its review view), each written atomically. */
 export async function writeReport(catalog: Catalog, sel: PurgeSelection, purge: PurgeResult, meta: ReportMeta, outDir: string): Promise<Summary> {
   mkdirSync(outDir, { recursive: true });
   const matches = purge.candidates.filter((c) => c.decision === 'match');
@@ -229,6 +248,7 @@ export async function writeReport(catalog: Catalog, sel: PurgeSelection, purge: 
   const summary = buildSummary(catalog, sel, purge, meta);
   writeFileAtomic(join(outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   const sourceNames = new Map(catalog.sources([...sel.downstreamIds]).map((src) => [src.id, src.spec]));
-  await renderReportFile(outDir, summary, matches.map((m) => ({ ...m, transform: transformOf(m.alignment), downstreamSource: sourceNames.get(m.downstreamSourceId) ?? '' })), purge.candidates.map((c) => c.score));
+  const review = await writeReviewFiles(catalog, outDir, purge.candidates, { threshold: meta.threshold, verify: meta.verify, catalogPath: meta.catalog });
+  await renderReportFile(outDir, summary, matches.map((m) => ({ ...m, transform: transformOf(m.alignment), downstreamSource: sourceNames.get(m.downstreamSourceId) ?? '' })), purge.candidates.map((c) => c.score), review);
   return summary;
 }

@@ -1,5 +1,6 @@
 import type { Catalog, SourceRow } from './catalog.js';
-import { byPath } from '../util/order.js';
+import { byPath, printedScore } from '../util/order.js';
+import { acceptedOutsiders } from './reviews.js';
 
 /** Read-side views of the catalog that the purge and report stages share. */
 
@@ -7,23 +8,53 @@ const ph = (n: number) => Array.from({ length: n }, () => '?').join(',');
 
 export interface CandidateView {
   upstreamId: number; upstream: string; downstreamId: number; downstream: string; downstreamSourceId: number;
-  score: number; view: number; kind: 'exact' | 'embedding'; decision: 'match' | 'below-threshold'; reason: string;
+  score: number; view: number; kind: 'exact' | 'embedding';
+  /**
+   * What the outputs act on: 'match' (the upstream image is removed), 'below-threshold' (the
+   * model's score fell short) or 'rejected' (a reviewer said it is not a copy, whatever the score).
+   * A reviewer's decision overrides the model's; `decidedBy` says whose this is.
+   */
+  decision: 'match' | 'below-threshold' | 'rejected';
+  /** Who decided: 'human' (a decision recorded with purge --decisions) or 'model' (the threshold). */
+  decidedBy: 'human' | 'model';
+  /** The model's own decision at the current threshold, kept when a reviewer overrode it. */
+  modelDecision: 'match' | 'below-threshold';
+  /** Why: the model's reason, prefixed with "accepted by reviewer" / "rejected by reviewer" when a human decided. */
+  reason: string;
   /** The verify stage's score and alignment (JSON, see verify/run.ts AlignmentRecord); null when not verified. */
   verifyScore: number | null; alignment: string | null;
   /** images.meta of each side: compact JSON text, null when the source said nothing. */
   upstreamMeta: string | null; downstreamMeta: string | null;
 }
 
-/** Every stored candidate between these sides, best first, ties broken by path for stable output. */
+/**
+ * Every stored candidate between these sides, best first, ties broken by path for stable output,
+ * with the reviewers' decisions applied (see reviews.ts); pairs a reviewer accepted that this
+ * model never retrieved are included too, as matches.
+ */
 export function candidates(catalog: Catalog, modelId: string, upIds: number[], downIds: number[]): CandidateView[] {
-  return catalog.db.prepare(`
+  const stored = catalog.db.prepare(`
     SELECT m.upstream_id AS upstreamId, u.path AS upstream, m.downstream_id AS downstreamId, d.path AS downstream,
-           d.source_id AS downstreamSourceId, m.score, m.view, m.kind, m.decision, m.reason, m.verify_score AS verifyScore, m.alignment,
-           u.meta AS upstreamMeta, d.meta AS downstreamMeta
+           d.source_id AS downstreamSourceId, m.score, m.view, m.kind, m.decision AS modelDecision,
+           CASE r.decision WHEN 'accept' THEN 'match' WHEN 'reject' THEN 'rejected' ELSE m.decision END AS decision,
+           CASE WHEN r.decision IS NULL THEN 'model' ELSE 'human' END AS decidedBy,
+           CASE r.decision WHEN 'accept' THEN 'accepted by reviewer (model: ' || m.reason || ')'
+                           WHEN 'reject' THEN 'rejected by reviewer (model: ' || m.reason || ')' ELSE m.reason END AS reason,
+           m.verify_score AS verifyScore, m.alignment, u.meta AS upstreamMeta, d.meta AS downstreamMeta
     FROM matches m JOIN images u ON u.id = m.upstream_id JOIN images d ON d.id = m.downstream_id
+    LEFT JOIN reviews r ON r.upstream_hash = u.hash AND r.downstream_hash = d.hash
     WHERE m.model_id = ? AND u.status = 'ok' AND d.status = 'ok' AND u.source_id IN (${ph(upIds.length)}) AND d.source_id IN (${ph(downIds.length)})
     ORDER BY ROUND(m.score, 6) DESC, u.path, d.path`).all(modelId, ...upIds, ...downIds) as CandidateView[];
+  const extra = acceptedOutsiders(catalog, modelId, upIds, downIds).map((o): CandidateView => ({
+    ...o, kind: 'embedding', decision: 'match', decidedBy: 'human', modelDecision: 'below-threshold', verifyScore: null, alignment: null,
+    reason: `accepted by reviewer (model: not a candidate of ${modelId}, cosine ${o.score.toFixed(4)})`,
+  }));
+  return extra.length === 0 ? stored : [...stored, ...extra].sort(byCandidateOrder);
 }
+
+/** The SQL order of candidates(): printed score descending, then upstream and downstream path. */
+const byCandidateOrder = (a: CandidateView, b: CandidateView): number =>
+  printedScore(b.score) - printedScore(a.score) || byPath(a.upstream, b.upstream) || byPath(a.downstream, b.downstream);
 
 /** Decided matches reduced to one row per upstream image: its best match (what removed.csv lists). */
 export function removals(all: CandidateView[]): CandidateView[] {

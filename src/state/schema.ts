@@ -3,7 +3,7 @@
  * alone and a killed run resumes where it stopped. Bump SCHEMA_VERSION with every change and add
  * a migration step; a catalog written by a newer neardup is refused, never guessed at.
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -104,6 +104,22 @@ CREATE TABLE IF NOT EXISTS purge_ops (
   UNIQUE (image_id)
 );
 
+-- Human review decisions (report.html's review view, applied by purge --decisions): they
+-- override the model's decision for the pair. Keyed by both images' content hashes (sha1 of the
+-- bytes, images.hash) rather than by path or id: a decision is about two pictures, so it holds
+-- through a rerun, a new threshold, another model, a renamed folder or a rebuilt catalog, and it
+-- stops applying when a file's bytes change (the reviewer never saw the new ones). The paths are
+-- the ones the reviewer saw, kept for people reading the table.
+CREATE TABLE IF NOT EXISTS reviews (
+  upstream_hash TEXT NOT NULL,
+  downstream_hash TEXT NOT NULL,
+  decision TEXT NOT NULL CHECK (decision IN ('accept', 'reject')),
+  upstream TEXT NOT NULL,
+  downstream TEXT NOT NULL,
+  decided_at TEXT NOT NULL,
+  PRIMARY KEY (upstream_hash, downstream_hash)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY,
   command TEXT NOT NULL,
@@ -123,6 +139,7 @@ CREATE TABLE IF NOT EXISTS runs (
  * v2 -> v3: embeddings becomes a rowid table with a unique (hash, model_id) index; rows are kept.
  * v3 -> v4: matches gain verify_score and alignment (the verify stage); rows are kept and verified
  * when a run with verification next reaches them. The planes table is new (SCHEMA_SQL makes it).
+ * v4 -> v5: the reviews table (human decisions) is new; SCHEMA_SQL makes it, every row is kept.
  */
 export const MIGRATIONS: Record<number, string | ((db: { exec(sql: string): unknown; prepare(sql: string): { all(...a: unknown[]): unknown[] } }) => void)> = {
   1: `ALTER TABLE images ADD COLUMN meta TEXT;
@@ -138,5 +155,6 @@ export const MIGRATIONS: Record<number, string | ((db: { exec(sql: string): unkn
     if (!have.has('verify_score')) db.exec('ALTER TABLE matches ADD COLUMN verify_score REAL');
     if (!have.has('alignment')) db.exec('ALTER TABLE matches ADD COLUMN alignment TEXT');
   },
+  4: '',
 };
 
