@@ -4,6 +4,7 @@ import type { Summary } from '../report/write.js';
 import { createProgress } from './progress.js';
 import { calibrateCommand, evalCommand } from './commands-eval.js';
 import { enqueueCommand, prepareCommand, statusCommand, workerCommand } from './commands-queue.js';
+import { certificateCommand } from './commands-certificate.js';
 import { FLAGS, type FlagSpec } from './flags.js';
 import { command, type Command, type CommandIO } from './command.js';
 
@@ -158,4 +159,4 @@ const merge = command('merge', 'neardup merge <shard-out-dir>... --out <dir> [--
     return EXIT.ok;
   });
 
-export const COMMANDS: Record<string, Command> = { audit, scan, embed, index, match, purge, report, dedup, run, merge, prepare: prepareCommand, enqueue: enqueueCommand, worker: workerCommand, status: statusCommand, eval: evalCommand, calibrate: calibrateCommand };
+export const COMMANDS: Record<string, Command> = { audit, scan, embed, index, match, purge, report, dedup, run, merge, prepare: prepareCommand, enqueue: enqueueCommand, worker: workerCommand, status: statusCommand, eval: evalCommand, calibrate: calibrateCommand, certificate: certificateCommand };

@@ -5,7 +5,7 @@ import { KEEP_POLICIES, RUNTIME_NAMES, type RawOptions } from '../config/options
 /** One flag: its description, its argument (absent for booleans) and where it goes in RawOptions. */
 export interface FlagSpec {
   name: string;
-  key: keyof RawOptions | 'help' | 'apply' | 'to' | 'write-card' | 'sample' | 'distractors' | 'seed' | 'undo' | QueueKey;
+  key: keyof RawOptions | 'help' | 'apply' | 'to' | 'write-card' | 'sample' | 'distractors' | 'seed' | 'undo' | 'check' | QueueKey;
   description: string;
   argument?: string;
   multiple?: boolean;
@@ -51,6 +51,7 @@ export const FLAGS = {
   lease: f('lease', 'lease', 'seconds a job stays with a worker that stopped renewing it (killed, hung) before another takes it (default 60)', '<s>'),
   exitWhenIdle: f('exit-when-idle', 'exitWhenIdle', 'exit once the queue has nothing waiting or running (batch jobs, CI)'),
   decisions: f('decisions', 'decisions', "decisions.csv exported from report.html's review view (upstream,downstream,decision = accept|reject): recorded in the catalog (by content hash, so they outlast reruns, new thresholds and models) and overriding the model's decisions", '<file>'),
+  check: f('check', 'check', 'the certificate.json to check against the data as it is now', '<file>'),
   help: f('help', 'help', 'show this help', undefined, { short: 'h' }),
 } satisfies Record<string, FlagSpec>;
 

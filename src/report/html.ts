@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import { invalidOption } from '../errors.js';
 import type { ReviewSection } from './review.js';
 import { REVIEW_CSS, REVIEW_SCRIPT } from './review-app.js';
+import { CERTIFICATE_CSS, renderCertificateHtml } from '../certificate/html.js';
+import type { Certificate } from '../certificate/types.js';
 
 /** One decided match: an upstream image that copies a downstream (test-set) image. */
 export interface ReportPair {
@@ -58,6 +60,8 @@ export interface ReportData {
    * the page carries its script; absent, the page has no script at all.
    */
   review?: ReviewSection;
+  /** The run's certificate.json: rendered as a printable section (src/certificate/html.ts). */
+  certificate?: Certificate;
 }
 
 /** One histogram bin `[from, to)`, split at the threshold (the last bin also holds 1.0 and above). */
@@ -139,6 +143,7 @@ export function renderReport(data: ReportData): string {
     '<body>',
     renderSummary(data),
     renderContamination(data.perDownstream) + renderLabelContamination(data.contaminationByLabel),
+    data.certificate ? renderCertificateHtml(data.certificate) : '',
     renderHistogram(data.candidateScores, data.threshold),
     data.review ? renderReview(data.review, data.threshold) : '',
     renderPairs(data.pairs, maxPairs),
@@ -160,7 +165,7 @@ function renderHead(title: string, review: boolean): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <title>${escapeHtml(title)}</title>
-<style>${CSS}${review ? REVIEW_CSS : ''}</style>
+<style>${CSS}${CERTIFICATE_CSS}${review ? REVIEW_CSS : ''}</style>
 </head>`;
 }
 

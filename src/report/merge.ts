@@ -5,6 +5,7 @@ import { keepLine, REMOVED_HEADER, writeFileAtomic } from '../purge/outputs.js';
 import { errorsByReason } from '../state/queries.js';
 import { byPath } from '../util/order.js';
 import { parseCsv, writeCsvFile } from './csv.js';
+import { writeMergedCertificate } from '../certificate/merge.js';
 import { CANDIDATES_HEADER, MATCHES_HEADER, labelTable, matchRecord, pairOfRecord, renderReportFile, reviewCounts, type Summary } from './write.js';
 
 /**
@@ -52,8 +53,9 @@ export async function mergeShards(dirs: string[], out: string): Promise<Summary>
 
   const summary = mergedSummary(shards.map((s) => s.summary), { candidates, matches, removed, keep, errors });
   writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  const certificate = writeMergedCertificate(dirs, out, summary, matches.map((c) => ({ downstream: c[1]!, decidedBy: c[15] === 'human' ? 'human' : 'model', kind: c[4] === 'exact' ? 'exact' : 'embedding' })), (p) => downstreamOf(summary, p));
   const pairs = matches.map(pairOfRecord);
-  await renderReportFile(out, summary, pairs.map((p) => ({ ...p, downstreamSource: downstreamOf(summary, p.downstream) })), candidates.map((c) => Number(c[2])));
+  await renderReportFile(out, summary, pairs.map((p) => ({ ...p, downstreamSource: downstreamOf(summary, p.downstream) })), candidates.map((c) => Number(c[2])), undefined, certificate);
   return summary;
 }
 

@@ -10,6 +10,8 @@ import { VIEWS } from '../embed/views.js';
 import { writeCsvFile } from './csv.js';
 import { renderReport, DEFAULT_MAX_PAIRS, type ReportPair } from './html.js';
 import { overlayDataUri } from './overlay.js';
+import { writeCertificate } from '../certificate/build.js';
+import type { Certificate } from '../certificate/types.js';
 import { writeReviewFiles, type ReviewSection } from './review.js';
 
 export interface ReportMeta {
@@ -168,7 +170,7 @@ export interface PairRow {
  * (the transform's rounding is the catalog's own) so that a report rebuilt from CSVs (merge) is
  * the same page.
  */
-export async function renderReportFile(outDir: string, summary: Summary, pairs: PairRow[], candidateScores: number[], review?: ReviewSection): Promise<void> {
+export async function renderReportFile(outDir: string, summary: Summary, pairs: PairRow[], candidateScores: number[], review?: ReviewSection, certificate?: Certificate): Promise<void> {
   const limit = pLimit(4);
   const verified = (x: number | null | undefined) => (x === null || x === undefined ? undefined : Number(x.toFixed(3)));
   const shown = await Promise.all(pairs.slice(0, DEFAULT_MAX_PAIRS).map((m) => limit(async (): Promise<ReportPair> => ({
@@ -188,6 +190,7 @@ export async function renderReportFile(outDir: string, summary: Summary, pairs: 
     candidateScores: candidateScores.map(printedScore),
     errorsByReason: summary.errors.byReason.map(({ reason, count }) => ({ reason, count })),
     review,
+    certificate,
   });
   writeFileAtomic(join(outDir, 'report.html'), html);
 }
@@ -247,8 +250,9 @@ export async function writeReport(catalog: Catalog, sel: PurgeSelection, purge: 
   await writeCsvFile(join(outDir, 'errors.csv'), ['path', 'role', 'source', 'reason'], errors.map((e) => [e.path, e.role, e.source, e.error]));
   const summary = buildSummary(catalog, sel, purge, meta);
   writeFileAtomic(join(outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  const certificate = writeCertificate(catalog, sel, purge, summary, outDir);
   const sourceNames = new Map(catalog.sources([...sel.downstreamIds]).map((src) => [src.id, src.spec]));
   const review = await writeReviewFiles(catalog, outDir, purge.candidates, { threshold: meta.threshold, verify: meta.verify, catalogPath: meta.catalog });
-  await renderReportFile(outDir, summary, matches.map((m) => ({ ...m, transform: transformOf(m.alignment), downstreamSource: sourceNames.get(m.downstreamSourceId) ?? '' })), purge.candidates.map((c) => c.score), review);
+  await renderReportFile(outDir, summary, matches.map((m) => ({ ...m, transform: transformOf(m.alignment), downstreamSource: sourceNames.get(m.downstreamSourceId) ?? '' })), purge.candidates.map((c) => c.score), review, certificate);
   return summary;
 }
