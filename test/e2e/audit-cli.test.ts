@@ -74,9 +74,9 @@ describe('neardup audit on the fixtures', () => {
     assert.match(firstOutputs['report.html']!, /<html/i);
   });
 
-  test('matches.csv has exactly the header upstream,downstream,score,view,verify_score,zoom,angle,shift_x,shift_y,overlap,reason,upstream_meta,downstream_meta', () => {
+  test('matches.csv has exactly the header upstream,downstream,score,view,verify_score,zoom,angle,shift_x,shift_y,overlap,reason,upstream_meta,downstream_meta,decided_by', () => {
     const text = firstOutputs['matches.csv']!;
-    assert.equal(text.split('\n')[0], 'upstream,downstream,score,view,verify_score,zoom,angle,shift_x,shift_y,overlap,reason,upstream_meta,downstream_meta');
+    assert.equal(text.split('\n')[0], 'upstream,downstream,score,view,verify_score,zoom,angle,shift_x,shift_y,overlap,reason,upstream_meta,downstream_meta,decided_by');
     const threshold = readSummary(out).threshold;
     for (const row of csvObjects(join(out, 'matches.csv'))) {
       const score = Number(row.score);

@@ -151,8 +151,8 @@ test('an audit with a labelled downstream: meta columns, contamination_by_label,
 
   const matchesText = readFileSync(join(dir, 'whole/matches.csv'), 'utf8');
   // The meta columns come last, after the verify stage's columns and the reason.
-  assert.equal(matchesText.split('\n')[0], 'upstream,downstream,score,view,verify_score,zoom,angle,shift_x,shift_y,overlap,reason,upstream_meta,downstream_meta');
-  assert.equal(readFileSync(join(dir, 'whole/candidates.csv'), 'utf8').split('\n')[0], 'upstream,downstream,score,view,kind,decision,verify_score,zoom,angle,shift_x,shift_y,overlap,reason,upstream_meta,downstream_meta');
+  assert.equal(matchesText.split('\n')[0], 'upstream,downstream,score,view,verify_score,zoom,angle,shift_x,shift_y,overlap,reason,upstream_meta,downstream_meta,decided_by');
+  assert.equal(readFileSync(join(dir, 'whole/candidates.csv'), 'utf8').split('\n')[0], 'upstream,downstream,score,view,kind,decision,verify_score,zoom,angle,shift_x,shift_y,overlap,reason,upstream_meta,downstream_meta,decided_by');
   const index = (downstream: string) => Number(/test\/(\d+)$/.exec(downstream)![1]);
   const expectedMeta = (i: number) => ({ label: images[i]!.label, label_name: names[images[i]!.label] });
   const upstreamClass = (upstream: string) => /\/up\/([^/]+)\//.exec(upstream)?.[1];
