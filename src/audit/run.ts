@@ -6,7 +6,8 @@ import { applyThreshold, MatchCursor, type MatchOptions, type MatchResult } from
 import { createAligner } from '../verify/aligner.js';
 import { ensurePlanes, PairVerifier, PlaneStore, VerifyThread } from '../verify/run.js';
 import { writePurgePlan, type PurgeResult, type PurgeSelection } from '../purge/outputs.js';
-import { writeReport, type Summary } from '../report/write.js';
+import { buildSummary, writeReport, type ReportMeta, type Summary } from '../report/write.js';
+import { writeCertificate } from '../certificate/build.js';
 import { SILENT, type Progress } from '../util/progress-types.js';
 import { VERSION } from '../version.js';
 import { ConfigError, invalidOption } from '../errors.js';
@@ -110,11 +111,7 @@ async function outputs(s: Session, sel: PurgeSelection, timings: Timings, runtim
   const decisions = recordDecisions(s, sel);
   applyThreshold(s.catalog, s.model.id, s.rule);
   const purge = await timed(timings, 'purge', () => writePurgePlan(s.catalog, sel, s.options.out));
-  const summary = await timed(timings, 'report', () => writeReport(s.catalog, sel, purge, {
-    version: VERSION,
-    model: { id: s.model.id, name: s.model.card.name, sha256: s.model.card.sha256, runtime: runtimeName },
-    threshold: s.threshold, floor: s.floor, k: s.k, verify: s.rule.verify, timings, catalog: s.catalog.path,
-  }, s.options.out));
+  const summary = await timed(timings, 'report', () => writeReport(s.catalog, sel, purge, reportMeta(s, timings, runtimeName), s.options.out));
   return { purge, summary, decisions };
 }
 
@@ -251,9 +248,19 @@ export async function report(raw: RawOptions): Promise<Summary> {
 
 export interface PurgeOptions { apply?: string; to?: string; undo?: boolean }
 
+/** What summary.json says about a session's run: version, model, decision rule. */
+const reportMeta = (s: Session, timings: Timings, runtimeName: string): ReportMeta => ({
+  version: VERSION,
+  model: { id: s.model.id, name: s.model.card.name, sha256: s.model.card.sha256, runtime: runtimeName },
+  threshold: s.threshold, floor: s.floor, k: s.k, verify: s.rule.verify, timings, catalog: s.catalog.path,
+});
+
+/** The plan, and the certificate of what it removes (its counts follow the threshold and decisions). */
 async function planOnly(s: Session, sel: PurgeSelection, timings: Timings): Promise<PurgeResult> {
   applyThreshold(s.catalog, s.model.id, s.rule);
-  return timed(timings, 'purge', () => writePurgePlan(s.catalog, sel, s.options.out));
+  const plan = await timed(timings, 'purge', () => writePurgePlan(s.catalog, sel, s.options.out));
+  writeCertificate(s.catalog, sel, plan, buildSummary(s.catalog, sel, plan, reportMeta(s, timings, s.options.runtime)), s.options.out);
+  return plan;
 }
 
 /** Stage `purge`: the plan, and with `apply` the journaled moves/deletions (or `undo` of moves). */

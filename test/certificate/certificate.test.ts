@@ -261,3 +261,38 @@ describe('merged shards', () => {
     assert.equal(result.sides.find((s) => s.side === 'upstream')!.sources.length, 2, 'one check per shard');
   });
 });
+
+describe('purge rewrites the certificate', () => {
+  test('a plan at another threshold: counts follow it', async () => {
+    const before = cert.downstream.sets[0]!.contaminated.images;
+    const r = await runCli(['purge', '--out', out, '--threshold', '0.9', '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    const c = readJson<Certificate>(join(out, 'certificate.json'));
+    assert.equal(c.command.name, 'purge');
+    assert.equal(c.decision.threshold, 0.9);
+    assert.equal(c.upstream.removed, csvRows(join(out, 'removed.csv')).length);
+    assert.ok(c.downstream.sets[0]!.contaminated.images < before, `fewer contaminated at 0.9 (${c.downstream.sets[0]!.contaminated.images} vs ${before})`);
+    assert.equal(c.downstream.sets[0]!.fingerprint!.sha256, cert.downstream.sets[0]!.fingerprint!.sha256, 'same data, same fingerprint');
+  });
+
+  test("a reviewer's decisions are counted apart from the model's", async () => {
+    const matches = csvRows(join(out, 'matches.csv'));
+    const accepted = matches[0]!;
+    // Reject every match of another downstream image: it is no longer contaminated.
+    const rejectedImage = matches.find((m) => m.downstream !== accepted.downstream)!.downstream;
+    const rejected = matches.filter((m) => m.downstream === rejectedImage && m.upstream !== accepted.upstream);
+    const lines = ['upstream,downstream,decision', `${accepted.upstream},${accepted.downstream},accept`, ...rejected.map((m) => `${m.upstream},${m.downstream},reject`)];
+    writeFileSync(join(dir, 'decisions.csv'), `${lines.join('\n')}\n`);
+    const r = await runCli(['purge', '--out', out, '--decisions', join(dir, 'decisions.csv'), '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    const c = readJson<Certificate>(join(out, 'certificate.json'));
+    const set = c.downstream.sets[0]!;
+    assert.equal(set.contaminated.byHuman, 1, 'the accepted pair');
+    assert.equal(set.contaminated.images, cert.downstream.sets[0]!.contaminated.images - 1, 'the rejected image is no longer contaminated');
+    assert.equal(set.contaminated.byModel, set.contaminated.images - 1);
+    const removed = csvRows(join(out, 'removed.csv'));
+    assert.equal(c.upstream.removedByHuman, removed.filter((x) => x.decided_by === 'human').length);
+    assert.equal(c.upstream.removedByHuman + c.upstream.removedByModel, removed.length);
+    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<section class="certificate">/);
+  });
+});
