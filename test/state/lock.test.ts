@@ -2,20 +2,23 @@
  * One writer per catalog: a CLI run against a catalog held by another process is refused (exit 4),
  * waits with --wait, takes over a lock left by a dead process, and refuses a catalog written by a
  * newer schema. The holder is this test process, through the real Catalog; the contender is the
- * real CLI in a child process.
+ * real CLI in a child process. The last block holds the lock in other real processes (a live one,
+ * a zombie, a recycled pid) and contends from this one.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { Catalog } from '../../src/state/catalog.js';
 import { StateError } from '../../src/errors.js';
+import { acquireLock, procStat } from '../../src/state/lock.js';
 import { SCHEMA_VERSION } from '../../src/state/schema.js';
-import { removeDir, runCli, spawnCli, tmpDir } from '../helpers/cli.js';
+import { REPO_ROOT, removeDir, runCli, spawnCli, tmpDir } from '../helpers/cli.js';
 
 const SIDES = ['--upstream', 'fixtures/upstream', '--downstream', 'fixtures/downstream'];
 
@@ -134,7 +137,7 @@ describe('catalog lock', () => {
     writeFileSync(`${db}.lock`, `${process.pid}\nsome-other-host`);
     assert.throws(() => Catalog.open(db), (e: Error) => e instanceof StateError && /host some-other-host/.test(e.message) && /delete/.test(e.message));
     const c = Catalog.open(db, { leaseHeld: true });
-    assert.equal(readFileSync(`${db}.lock`, 'utf8'), `${process.pid}\n${hostname()}`);
+    assert.deepEqual(readFileSync(`${db}.lock`, 'utf8').split('\n').slice(0, 2), [String(process.pid), hostname()]);
     c.close();
     assert.ok(!existsSync(`${db}.lock`));
   });
@@ -221,5 +224,131 @@ describe('catalog lock', () => {
     }
     assert.ok(!existsSync(`${db}.lock`), 'the refusal releases the lock');
     assert.ok(SCHEMA_VERSION < 999);
+  });
+});
+
+/** Linux /proc tells zombies and start times apart; elsewhere the lock falls back to kill(pid, 0). */
+const PROC = process.platform === 'linux' && existsSync('/proc/self/stat');
+const NO_PROC = PROC ? false : 'needs Linux /proc (process state and start time); elsewhere the lock falls back to kill(pid, 0)';
+const LOCK_MODULE = pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'state', 'lock.js')).href;
+
+interface Holder { pid: number; parent: ChildProcess }
+
+/**
+ * A node process that takes the lock on `db` (through the compiled lock module) and stays. Its
+ * parent is a shell that execs `sleep`, which never waits for children: once killed, the holder
+ * stays a zombie for as long as the sleep runs (this process would reap a child of its own).
+ */
+async function startHolder(db: string): Promise<Holder> {
+  const script = `import { acquireLock } from ${JSON.stringify(LOCK_MODULE)}; acquireLock(process.argv[1], 0); process.stdout.write(process.pid + '\\n'); setInterval(() => {}, 1 << 30);`;
+  const parent = spawn('sh', ['-c', '"$NODE" --input-type=module -e "$0" "$1" & exec sleep 600', script, db], {
+    env: { ...process.env, NODE: process.execPath }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  const pid = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the holder did not take the lock: ${out}`)), 15_000);
+    parent.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+      if (out.includes('\n')) { clearTimeout(timer); resolve(Number.parseInt(out, 10)); }
+    });
+  });
+  assert.ok(pid > 0 && pid !== parent.pid);
+  return { pid, parent };
+}
+
+/** Kill the holder (if still there) and its parent; the parent is our child, so node reaps it. */
+function stopHolder(h: Holder): void {
+  try { process.kill(h.pid, 'SIGKILL'); } catch { /* already gone */ }
+  h.parent.kill('SIGKILL');
+}
+
+async function waitForState(pid: number, state: string, ms = 5000): Promise<string | undefined> {
+  const deadline = Date.now() + ms;
+  let now = procStat(pid)?.state;
+  while (now !== state && Date.now() < deadline) {
+    await sleep(20);
+    now = procStat(pid)?.state;
+  }
+  return now;
+}
+
+describe('lock holder liveness', () => {
+  test('the lock file records the holder\'s pid, host and (on Linux) start time', { skip: NO_PROC }, () => {
+    const db = join(root, 'fields', 'catalog.db');
+    Catalog.open(db).close();
+    const lock = acquireLock(db, 0);
+    try {
+      assert.deepEqual(readFileSync(`${db}.lock`, 'utf8').split('\n'), [String(process.pid), hostname(), procStat(process.pid)!.startTime]);
+    } finally {
+      lock.release();
+    }
+  });
+
+  test('a live holder in another process still blocks: E_LOCKED after the wait', async () => {
+    const db = join(root, 'live', 'catalog.db');
+    Catalog.open(db).close();
+    const holder = await startHolder(db);
+    try {
+      assert.equal(readFileSync(`${db}.lock`, 'utf8').split('\n')[0], String(holder.pid));
+      const t0 = Date.now();
+      assert.throws(() => acquireLock(db, 600), (e: Error) => e instanceof StateError && e.code === 'E_LOCKED' && e.message.includes(`pid ${holder.pid}`));
+      assert.ok(Date.now() - t0 >= 600, 'it waited');
+    } finally {
+      stopHolder(holder);
+    }
+  });
+
+  test('a holder killed and not reaped (a zombie) no longer holds the lock', { skip: NO_PROC }, async () => {
+    const db = join(root, 'zombie', 'catalog.db');
+    Catalog.open(db).close();
+    const holder = await startHolder(db);
+    try {
+      process.kill(holder.pid, 'SIGKILL');
+      assert.equal(await waitForState(holder.pid, 'Z'), 'Z', `/proc/${holder.pid}/stat shows a zombie`);
+      assert.doesNotThrow(() => process.kill(holder.pid, 0), 'kill(pid, 0) still reaches the zombie: that check alone would keep the lock');
+      assert.equal(readFileSync(`${db}.lock`, 'utf8').split('\n')[0], String(holder.pid), 'its lock file is still there');
+      const t0 = Date.now();
+      const lock = acquireLock(db, 0);
+      assert.ok(Date.now() - t0 < 200, `taken over at once (${Date.now() - t0} ms)`);
+      assert.equal(readFileSync(`${db}.lock`, 'utf8').split('\n')[0], String(process.pid));
+      lock.release();
+      assert.equal(procStat(holder.pid)?.state, 'Z', 'still unreaped: the takeover did not depend on the reaping');
+    } finally {
+      stopHolder(holder);
+    }
+  });
+
+  test('a lock naming a live process that started after the holder (a recycled pid) is taken over', { skip: NO_PROC }, async () => {
+    const db = join(root, 'recycled', 'catalog.db');
+    Catalog.open(db).close();
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const pid = other.pid!;
+      const stat = procStat(pid);
+      assert.ok(stat && stat.state !== 'Z', 'the other process is alive');
+      // The same pid with its own start time is a live holder...
+      writeFileSync(`${db}.lock`, `${pid}\n${hostname()}\n${stat.startTime}`);
+      assert.throws(() => acquireLock(db, 0), (e: Error) => e instanceof StateError && e.code === 'E_LOCKED');
+      // ...with an earlier start time it is a process that got the holder's number after the holder died.
+      writeFileSync(`${db}.lock`, `${pid}\n${hostname()}\n${Number(stat.startTime) - 1}`);
+      const lock = acquireLock(db, 0);
+      assert.equal(readFileSync(`${db}.lock`, 'utf8').split('\n')[0], String(process.pid));
+      lock.release();
+      assert.ok(!existsSync(`${db}.lock`));
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
+  test('a lock file from an older neardup (pid and host only) still blocks while its holder lives', () => {
+    const db = join(root, 'old-format', 'catalog.db');
+    Catalog.open(db).close();
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      writeFileSync(`${db}.lock`, `${other.pid}\n${hostname()}`);
+      assert.throws(() => acquireLock(db, 0), (e: Error) => e instanceof StateError && e.code === 'E_LOCKED');
+    } finally {
+      other.kill('SIGKILL');
+    }
   });
 });
