@@ -9,9 +9,13 @@ import { VANISHED, type Catalog, type SourceRole, type SourceRow } from './catal
 
 const PAGE = 5000;
 
-/** Usable images of a source as (key, hash), in key order, a page at a time: millions never sit in memory. */
+/**
+ * Usable images of a source as (key, hash), in key order, a page at a time: millions never sit in
+ * memory. `+status` keeps SQLite on the (source_id, key) index: through the status index every
+ * page would sort all of the source's rows again.
+ */
 export function* okKeys(catalog: Catalog, sourceId: number): Generator<{ key: string; hash: string }> {
-  const stmt = catalog.db.prepare(`SELECT key, hash FROM images WHERE source_id = ? AND status = 'ok' AND key > ? ORDER BY key LIMIT ${PAGE}`);
+  const stmt = catalog.db.prepare(`SELECT key, hash FROM images WHERE source_id = ? AND +status = 'ok' AND key > ? ORDER BY key LIMIT ${PAGE}`);
   for (let after = ''; ;) {
     const rows = stmt.all(sourceId, after) as { key: string; hash: string }[];
     if (rows.length === 0) return;
