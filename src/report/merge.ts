@@ -5,7 +5,9 @@ import { keepLine, REMOVED_HEADER, writeFileAtomic } from '../purge/outputs.js';
 import { errorsByReason } from '../state/queries.js';
 import { byPath } from '../util/order.js';
 import { parseCsv, writeCsvFile } from './csv.js';
+import { mergeReviewFiles } from './review.js';
 import { writeMergedCertificate } from '../certificate/merge.js';
+import { combineEstimates } from '../estimate/precision.js';
 import { CANDIDATES_HEADER, MATCHES_HEADER, labelTable, matchRecord, pairOfRecord, renderReportFile, reviewCounts, type Summary } from './write.js';
 
 /**
@@ -55,7 +57,7 @@ export async function mergeShards(dirs: string[], out: string): Promise<Summary>
   writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   const certificate = writeMergedCertificate(dirs, out, summary, matches.map((c) => ({ downstream: c[1]!, decidedBy: c[15] === 'human' ? 'human' : 'model', kind: c[4] === 'exact' ? 'exact' : 'embedding' })), (p) => downstreamOf(summary, p));
   const pairs = matches.map(pairOfRecord);
-  await renderReportFile(out, summary, pairs.map((p) => ({ ...p, downstreamSource: downstreamOf(summary, p.downstream) })), candidates.map((c) => Number(c[2])), undefined, certificate);
+  await renderReportFile(out, summary, pairs.map((p) => ({ ...p, downstreamSource: downstreamOf(summary, p.downstream) })), candidates.map((c) => Number(c[2])), mergeReviewFiles(dirs, out, summary.catalog), certificate);
   return summary;
 }
 
@@ -106,6 +108,8 @@ function mergedSummary(parts: Summary[], m: { candidates: string[][]; matches: s
       files: m.errors.slice(0, 1000).map(([path, , source, reason]) => ({ path: path!, source: source!, reason: reason! })),
       filesOmitted: Math.max(0, m.errors.length - 1000),
     },
+    // Shards sampled controls alike, so the merged estimate is the one over their summed counts.
+    estimate: parts.every((p) => p.estimate) ? combineEstimates(parts.map((p) => p.estimate!)) ?? null : null,
     timings,
     catalog: parts.map((p) => p.catalog).join(', '),
   };

@@ -6,7 +6,7 @@
  * pairs at a time, so 50,000 pairs open about as fast as 50 (scripts/bench-report.ts measures it).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import type { Catalog } from '../state/catalog.js';
@@ -71,9 +71,10 @@ type ImageEntry = [path: string, thumb: string, meta: string];
 /**
  * One pair: upstream and downstream image (indexes into images), cosine, verified score (null:
  * not verified), the downstream view, whether the model decided a match (1/0), the recorded
- * human decision ('a' accept, 'r' reject, '' none), the reason, and the overlay file ('' none).
+ * human decision ('a' accept, 'r' reject, '' none), the reason, the overlay file ('' none) and
+ * the deciding score the list is sorted by (merge sorts shards' pairs together by it).
  */
-type PairEntry = [up: number, down: number, cosine: number, verified: number | null, view: string, model: 0 | 1, human: '' | 'a' | 'r', reason: string, overlay: string];
+type PairEntry = [up: number, down: number, cosine: number, verified: number | null, view: string, model: 0 | 1, human: '' | 'a' | 'r', reason: string, overlay: string, order: number | null];
 
 /** review-data.js's content. */
 export interface ReviewData {
@@ -106,15 +107,85 @@ export async function writeReviewFiles(catalog: Catalog, outDir: string, all: re
     pairs: pairs.map((c, i): PairEntry => [
       images.index.get(c.upstreamId)!, images.index.get(c.downstreamId)!, round(c.score, 4), c.verifyScore === null ? null : round(c.verifyScore, 3),
       viewName(c.view), c.modelDecision === 'match' ? 1 : 0, c.decidedBy !== 'human' ? '' : c.decision === 'match' ? 'a' : 'r', c.reason, overlays.files[i]!,
+      orderScore(c, o.verify),
     ]),
   };
-  // A JSON string inside JSON.parse: V8 parses that faster than the same object as a JS literal.
-  writeFileAtomic(join(outDir, REVIEW_DATA_FILE), `window.NEARDUP_REVIEW = JSON.parse(${JSON.stringify(JSON.stringify(data))});\n`);
-  const matches = pairs.filter((c) => c.decision === 'match').length;
+  writeReviewData(outDir, data);
+  return sectionOf(data, images.stats, overlays.stats);
+}
+
+const orderScore = (c: CandidateView, verify: boolean): number | null => {
+  const s = decidingScore(c, verify);
+  return s === null ? null : round(s, 6);
+};
+
+const DATA_PREFIX = 'window.NEARDUP_REVIEW = JSON.parse(';
+const DATA_SUFFIX = ');\n';
+
+// A JSON string inside JSON.parse: V8 parses that faster than the same object as a JS literal.
+function writeReviewData(outDir: string, data: ReviewData): void {
+  writeFileAtomic(join(outDir, REVIEW_DATA_FILE), `${DATA_PREFIX}${JSON.stringify(JSON.stringify(data))}${DATA_SUFFIX}`);
+}
+
+function readReviewData(dir: string): ReviewData | undefined {
+  const path = join(dir, REVIEW_DATA_FILE);
+  if (!existsSync(path)) return undefined;
+  const text = readFileSync(path, 'utf8');
+  if (!text.startsWith(DATA_PREFIX) || !text.endsWith(DATA_SUFFIX)) return undefined;
+  return JSON.parse(JSON.parse(text.slice(DATA_PREFIX.length, -DATA_SUFFIX.length)) as string) as ReviewData;
+}
+
+function sectionOf(data: ReviewData, thumbs: ReviewSection['thumbs'], overlays: ReviewSection['overlays']): ReviewSection {
+  const matches = data.pairs.filter((p) => p[6] === 'a' || (p[5] === 1 && p[6] !== 'r')).length;
   return {
-    dataFile: REVIEW_DATA_FILE, runKey, pairs: pairs.length, matches, nearMisses: pairs.filter((c) => c.modelDecision !== 'match').length,
-    margin, pageSize: REVIEW_PAGE_SIZE, thumbs: images.stats, overlays: overlays.stats,
+    dataFile: REVIEW_DATA_FILE, runKey: data.run, pairs: data.pairs.length, matches, nearMisses: data.pairs.filter((p) => p[5] === 0).length,
+    margin: data.margin, pageSize: data.pageSize, thumbs, overlays,
   };
+}
+
+/**
+ * `neardup merge`: the shards' review data as one (each shard listed its own upstream images, so
+ * their pairs are disjoint and together the unsharded run's), with their pictures copied over.
+ * Undefined when a shard has no review data (written by an older neardup): no review view then.
+ */
+export function mergeReviewFiles(dirs: string[], outDir: string, catalogPath: string): ReviewSection | undefined {
+  const parts = dirs.map((dir) => ({ dir, data: readReviewData(dir) }));
+  if (parts.length === 0 || parts.some((p) => !p.data)) return undefined;
+  const first = parts[0]!.data!;
+  const images: ImageEntry[] = [];
+  const index = new Map<string, number>();
+  const pairs: PairEntry[] = [];
+  const stats = { thumbs: counter(), overlays: counter() };
+  mkdirSync(join(outDir, THUMBS_DIR), { recursive: true });
+  for (const { dir, data } of parts) {
+    const at = (i: number) => {
+      const image = data!.images[i]!;
+      if (!index.has(image[0])) {
+        index.set(image[0], images.length);
+        images.push(image);
+        copyPicture(dir, outDir, image[1], stats.thumbs);
+      }
+      return index.get(image[0])!;
+    };
+    for (const p of data!.pairs) {
+      copyPicture(dir, outDir, p[8], stats.overlays);
+      pairs.push([at(p[0]), at(p[1]), ...p.slice(2)] as PairEntry);
+    }
+  }
+  const path = (i: number) => images[i]![0];
+  pairs.sort((a, b) => (b[9] ?? -Infinity) - (a[9] ?? -Infinity) || b[2] - a[2] || byPath(path(a[0]), path(b[0])) || byPath(path(a[1]), path(b[1])));
+  const data: ReviewData = { ...first, run: runKeyOf(catalogPath, outDir), images, pairs };
+  writeReviewData(outDir, data);
+  return sectionOf(data, stats.thumbs, stats.overlays);
+}
+
+function copyPicture(from: string, to: string, file: string, stats: ReturnType<typeof counter>): void {
+  if (!file) return;
+  if (existsSync(join(to, file))) stats.reused++;
+  else if (existsSync(join(from, file))) {
+    copyFileSync(join(from, file), join(to, file));
+    stats.written++;
+  } else stats.failed++;
 }
 
 /** Write a file through a temporary name, so a killed run never leaves half a picture that later runs would reuse. */
