@@ -296,3 +296,12 @@ describe('purge rewrites the certificate', () => {
     assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<section class="certificate">/);
   });
 });
+
+test('the report section escapes source names and says when there is no estimate', () => {
+  const set = { ...cert.downstream.sets[0]!, source: '<img src=x onerror=alert(1)>&"', shareInterval: null };
+  const html = renderCertificateHtml({ ...cert, estimate: null, estimateNote: 'no precision estimate in this run', downstream: { ...cert.downstream, sets: [set] } });
+  assert.ok(!html.includes('<img src=x'), 'the hostile name is escaped');
+  assert.ok(html.includes('&lt;img src=x onerror=alert(1)&gt;&amp;&quot;'));
+  assert.match(html, /Precision estimate: none\. no precision estimate in this run\./);
+  assert.match(html, /<td class="num">—<\/td>/, 'no interval shown as a dash');
+});
