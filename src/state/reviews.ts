@@ -16,15 +16,19 @@ const ph = (n: number) => Array.from({ length: n }, () => '?').join(',');
 /**
  * Content hash of each usable image at these paths in these sources (the paths as matches.csv
  * prints them). A path catalogued twice (one folder named by two specs) is the same file, so any
- * of its rows will do.
+ * of its rows will do. images.path has no index: the paths go into a temporary table and the
+ * images are scanned once, not once per path.
  */
 export function hashesByPath(catalog: Catalog, sourceIds: number[], paths: string[]): Map<string, string> {
-  const stmt = catalog.db.prepare(`SELECT hash FROM images WHERE path = ? AND status = 'ok' AND hash IS NOT NULL AND source_id IN (${ph(sourceIds.length)}) LIMIT 1`);
   const found = new Map<string, string>();
-  for (const p of new Set(paths)) {
-    const row = stmt.get(p, ...sourceIds) as { hash: string } | undefined;
-    if (row) found.set(p, row.hash);
-  }
+  if (paths.length === 0) return found;
+  catalog.db.exec('CREATE TEMP TABLE IF NOT EXISTS wanted_paths (path TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM wanted_paths');
+  const put = catalog.db.prepare('INSERT OR IGNORE INTO wanted_paths(path) VALUES (?)');
+  catalog.db.transaction(() => { for (const p of paths) put.run(p); })();
+  const rows = catalog.db.prepare(`SELECT i.path, i.hash FROM images i JOIN wanted_paths w ON w.path = i.path
+    WHERE i.status = 'ok' AND i.hash IS NOT NULL AND i.source_id IN (${ph(sourceIds.length)})`).all(...sourceIds) as { path: string; hash: string }[];
+  catalog.db.exec('DELETE FROM wanted_paths');
+  for (const r of rows) found.set(r.path, r.hash);
   return found;
 }
 
