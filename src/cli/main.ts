@@ -5,12 +5,15 @@ import { EXIT, exitCodeFor, NeardupError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { COMMANDS, type CommandIO } from './commands.js';
 
+/** Command names padded to the longest one plus two spaces, so each summary stands apart. */
+const NAME_WIDTH = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
+
 const USAGE = `neardup ${VERSION} — find near-duplicate images across datasets and purge them
 
 Usage: neardup <command> [options]
 
 Commands:
-${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)}${c.summary}`).join('\n')}
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(NAME_WIDTH)}${c.summary}`).join('\n')}
 
 Run \`neardup <command> --help\` for a command's options.
 Exit codes: 0 ok, 1 unexpected failure, 2 bad flag/path/config, 3 model missing or corrupt,
