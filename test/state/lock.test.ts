@@ -236,13 +236,16 @@ interface Holder { pid: number; parent: ChildProcess }
 
 /**
  * A node process that takes the lock on `db` (through the compiled lock module) and stays. Its
- * parent is a shell that execs `sleep`, which never waits for children: once killed, the holder
- * stays a zombie for as long as the sleep runs (this process would reap a child of its own).
+ * parent is a shell that does not reap it while it waits in `read` (dash reaps only in `wait`),
+ * so once killed the holder stays a zombie until stopHolder closes the shell's stdin; a shell
+ * that reaps on SIGCHLD (bash) gets `exec sleep` instead, which never reaps (the zombie then
+ * goes to pid 1). This process would reap a child of its own at once.
  */
 async function startHolder(db: string): Promise<Holder> {
   const script = `import { acquireLock } from ${JSON.stringify(LOCK_MODULE)}; acquireLock(process.argv[1], 0); process.stdout.write(process.pid + '\\n'); setInterval(() => {}, 1 << 30);`;
-  const parent = spawn('sh', ['-c', '"$NODE" --input-type=module -e "$0" "$1" & exec sleep 600', script, db], {
-    env: { ...process.env, NODE: process.execPath }, stdio: ['ignore', 'pipe', 'inherit'],
+  const [shell, stall] = existsSync('/bin/dash') ? ['/bin/dash', 'read _; wait'] : ['sh', 'exec sleep 600'];
+  const parent = spawn(shell, ['-c', `"$NODE" --input-type=module -e "$0" "$1" & ${stall}`, script, db], {
+    env: { ...process.env, NODE: process.execPath }, stdio: ['pipe', 'pipe', 'inherit'],
   });
   let out = '';
   const pid = await new Promise<number>((resolve, reject) => {
@@ -256,10 +259,15 @@ async function startHolder(db: string): Promise<Holder> {
   return { pid, parent };
 }
 
-/** Kill the holder (if still there) and its parent; the parent is our child, so node reaps it. */
-function stopHolder(h: Holder): void {
+/** Kill the holder (if still there); its shell then reaps it and exits (our child: node reaps the shell). */
+async function stopHolder(h: Holder): Promise<void> {
   try { process.kill(h.pid, 'SIGKILL'); } catch { /* already gone */ }
-  h.parent.kill('SIGKILL');
+  if (h.parent.exitCode !== null || h.parent.signalCode !== null) return;
+  const exited = new Promise((resolve) => h.parent.once('exit', resolve));
+  h.parent.stdin!.end();
+  const timer = setTimeout(() => h.parent.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
 }
 
 async function waitForState(pid: number, state: string, ms = 5000): Promise<string | undefined> {
@@ -294,7 +302,7 @@ describe('lock holder liveness', () => {
       assert.throws(() => acquireLock(db, 600), (e: Error) => e instanceof StateError && e.code === 'E_LOCKED' && e.message.includes(`pid ${holder.pid}`));
       assert.ok(Date.now() - t0 >= 600, 'it waited');
     } finally {
-      stopHolder(holder);
+      await stopHolder(holder);
     }
   });
 
@@ -314,7 +322,7 @@ describe('lock holder liveness', () => {
       lock.release();
       assert.equal(procStat(holder.pid)?.state, 'Z', 'still unreaped: the takeover did not depend on the reaping');
     } finally {
-      stopHolder(holder);
+      await stopHolder(holder);
     }
   });
 
