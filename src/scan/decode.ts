@@ -243,21 +243,31 @@ function fromRaw(data: Buffer, width: number, height: number, hash: string, opti
 
 /**
  * A file as a libvips input: the path itself, or for BMP/ICO/TGA their decoded pixels. Undefined
- * when the file is one of those and broken. For the report's pictures, not the model input.
+ * when the file is one of those and broken; an unreadable file is left to libvips to refuse as
+ * before. For the report's pictures, not the model input (decodeImage).
  */
 export function imageInput(path: string): sharp.Sharp | undefined {
-  const head = Buffer.alloc(64);
-  const fd = openSync(path, 'r');
-  let n: number;
+  const byPath = () => sharp(path, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1 });
+  let head: Buffer;
   try {
-    n = readSync(fd, head, 0, head.length, 0);
-  } finally {
-    closeSync(fd);
+    head = readHead(path, 64);
+  } catch {
+    return byPath();
   }
-  if (!isRasterFormat(head.subarray(0, n))) return sharp(path, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1 });
+  if (!isRasterFormat(head)) return byPath();
   const other = decodeRasterFormat(readFileSync(path), MAX_INPUT_PIXELS);
   if (!other || 'error' in other) return undefined;
   return 'encoded' in other ? sharp(other.encoded, { limitInputPixels: MAX_INPUT_PIXELS }) : rawInput(other.raster);
+}
+
+function readHead(path: string, length: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(length);
+    return head.subarray(0, readSync(fd, head, 0, length, 0));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A small JPEG thumbnail as a data: URI, for the HTML report. Undefined when the file is unreadable. */
