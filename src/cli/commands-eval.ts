@@ -19,6 +19,7 @@ const EVAL_FLAGS: FlagSpec[] = [
   own('originals', 'originals', 'photos taken as the downstream set; each gets one copy per transformation family (default 200)', '<n>'),
   own('distractors', 'distractors', 'other photos added upstream as non-matching queries (default: every remaining photo)', '<n>'),
   own('distractors-from', 'distractorsFrom', 'take the distractors from this folder (scale mode, e.g. ../shared/data/tiny-imagenet/train for 50,000)', '<dir>'),
+  own('resolution', 'resolution', 'fit every suite image inside this side in pixels, e.g. 32 for a CIFAR-size test set (default: the photos as they are)', '<px>'),
   own('seed', 'seed', 'seed of the suite; the same seed rebuilds the same files (default 1)', '<n>'),
   own('threshold', 'threshold', "cosine threshold of the cosine-only decision (default: the model card's)", '<x>'),
   own('verify', 'verify', 'on (default): also verify every candidate by alignment and report the verified decision beside cosine; off: cosine only', '<on|off>'),
@@ -40,11 +41,14 @@ function optionalNumber(name: string, raw: unknown): number | undefined {
 }
 
 function evalOptions(o: Parsed, io: CommandIO): EvalOptions {
+  // The card's thresholds serve photos at their own size; a downscaled suite measures another regime.
+  if (o.writeCard === true && o.resolution !== undefined) throw new ConfigError('--write-card calibrates the card on the photos as they are: drop --resolution (run that regime separately)', 'E_CONFIG');
   return {
     model: o.model as string | undefined,
     originals: optionalNumber('originals', o.originals),
     distractors: optionalNumber('distractors', o.distractors),
     seed: optionalNumber('seed', o.seed),
+    resolution: optionalNumber('resolution', o.resolution),
     threshold: optionalNumber('threshold', o.threshold),
     distractorsFrom: o.distractorsFrom as string | undefined,
     verify: verifySwitch(o.verify),
@@ -132,9 +136,20 @@ function summaryLines(r: EvalReport): string {
       const dt = target(d, t.target);
       return `threshold for precision ${t.target}: model ${thr(t.threshold)} (recall ${pct(t.point?.recall ?? 0)}), dHash ${thr(dt.threshold)}${bits(dt.threshold)} (recall ${pct(dt.point?.recall ?? 0)})`;
     }),
+    ...estimateLines(r),
     `throughput: ${r.throughput.upstreamImages} upstream images in ${r.throughput.auditSeconds.toFixed(1)} s of audit = ${r.throughput.imagesPerSecond} images/s`,
   ];
   return lines.join('\n') + '\n';
+}
+
+/** The audit's estimated precision (no labels) against the precision measured with the answer key. */
+function estimateLines(r: EvalReport): string[] {
+  if (!r.estimates) return [];
+  const rows = r.estimates.map((e) => [
+    e.threshold.toFixed(3), String(e.matches), pct(e.measured), pct(e.estimated),
+    e.interval ? `${pct(e.interval[0])}–${pct(e.interval[1])}` : '—', `${e.controls.passed}/${e.controls.sampled}`,
+  ]);
+  return ['estimated precision (controls, no labels) vs measured, matched pairs:', table([['verified@', 'matches', 'measured', 'estimated', '95%', 'controls passed'], ...rows]).trimEnd()];
 }
 
 function suiteLine(r: CalibrationReport): string {
@@ -155,7 +170,7 @@ async function maybeWriteCard(parsed: Parsed, report: EvalReport, io: CommandIO)
 }
 
 /** `neardup eval <folder>`: recall per family, precision and thresholds, model beside dHash. */
-export const evalCommand: Command = evalLike('eval', 'neardup eval <folder> [--model <dir>] [--originals <n>] [--distractors <n>] [--seed <n>] [--threshold <x>] [--work <dir>] [--write-card] [--json] [-q]',
+export const evalCommand: Command = evalLike('eval', 'neardup eval <folder> [--model <dir>] [--originals <n>] [--distractors <n>] [--seed <n>] [--resolution <px>] [--threshold <x>] [--work <dir>] [--write-card] [--json] [-q]',
   'Build the recall@P99 suite from a folder of photos (originals, one transformed copy per family, distractors), run the real audit on it and report recall per family, precision, false matches and thresholds, beside the dHash baseline.',
   async (folder, o, parsed, io) => {
     const { evaluate } = await import('../eval/run.js');

@@ -27,8 +27,18 @@ function printSummary(summary: Summary, o: RawOptions, io: CommandIO, outDir: st
   io.stdout(
     `upstream ${c.upstream} images (${c.upstreamOk} ok), downstream ${c.downstream} (${c.downstreamOk} ok), ${c.errors} with errors (see errors.csv)\n` +
       `${c.removed} upstream images match a downstream image at ${summary.decidedBy === 'verified' ? 'verified score' : 'cosine'} threshold ${summary.threshold} (${c.exactDuplicates} byte-identical copies); ${c.kept} kept\n` +
+      `${estimateLine(summary)}\n` +
       `outputs in ${outDir}: matches.csv candidates.csv keep.txt removed.csv errors.csv summary.json report.html\n`,
   );
+}
+
+/** The run's estimated precision in one line (src/estimate/), or why there is none. */
+function estimateLine(summary: Summary): string {
+  const e = summary.estimate;
+  if (!e) return summary.decidedBy === 'cosine' ? 'precision not estimated: it needs verification (--verify on)' : 'precision not estimated: no control alignments in this catalog (verified by an older neardup: rerun match)';
+  if (e.precision === null) return `no matches to estimate the precision of (${e.controls.sampled} control alignments, ${e.controls.passed} passed)`;
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  return `estimated precision ${pct(e.precision)} (95% ${pct(e.interval![0])}–${pct(e.interval![1])}): ~${e.falseMatches} of ${e.matches} matches by chance, from ${e.controls.passed} of ${e.controls.sampled} control alignments passing`;
 }
 
 const audit = command('audit', 'neardup audit --upstream <source>... --downstream <source>... --out <dir> [options]',
@@ -52,7 +62,7 @@ const scan = command('scan', 'neardup scan --upstream <source>... --downstream <
   });
 
 const embed = command('embed', 'neardup embed [--upstream <source>...] [--downstream <source>...] [--db <file>] [--model <dir>]',
-  'Embed every catalogued image that lacks an embedding for this model (downstream in 8 views). Sources default to all in the catalog.',
+  'Embed every catalogued image that lacks an embedding for this model (downstream in 21 views: 8 dihedral, 13 crops). Sources default to all in the catalog.',
   [...SIDES, F.out, ...DECODE, F.json, ...COMMON], false,
   async (o, _p, io) => {
     const { embed: run } = await import('../audit/run.js');

@@ -21,6 +21,7 @@ import {
   type CandidateRow, type OperatingPoint, type PrecisionTarget,
 } from './metrics.js';
 import { buildSuite, type Suite } from './suite.js';
+import { checkEstimates, checkThresholds, type EstimateCheck } from './estimate-check.js';
 import type { FamilyName } from './transforms.js';
 
 /** Defaults of the suite and of the audit run on it. */
@@ -60,6 +61,8 @@ export interface EvalOptions {
   threshold?: number;
   /** Default the model card's verified threshold. */
   verifyThreshold?: number;
+  /** Side every suite image is fitted inside (e.g. 32 for CIFAR-size sets); default the photos as they are. */
+  resolution?: number;
   /** Keep the temporary folder (ignored with workDir, which is always kept). */
   keepWork?: boolean;
   quiet?: boolean;
@@ -131,6 +134,8 @@ export interface EvalReport extends CalibrationReport {
   /** The verified decision; null with verify off. */
   verified: VerifiedMetrics | null;
   retrieval: RetrievalCeiling;
+  /** The audit's label-free precision estimate beside the measured pair precision, per threshold; null with verify off. */
+  estimates: EstimateCheck[] | null;
   /** Upstream images × originals: the pairs a false match can come from. */
   pairs: number;
   thresholdSource: ThresholdSource;
@@ -158,6 +163,7 @@ function checkThreshold(t: number | undefined): void {
 function commandLine(name: string, folder: string, s: SuiteInfo, o: EvalOptions): string {
   const parts = ['neardup', name, folder, '--originals', String(s.originals), '--distractors', String(s.distractors)];
   if (o.distractorsFrom) parts.push('--distractors-from', o.distractorsFrom);
+  if (o.resolution !== undefined) parts.push('--resolution', String(o.resolution));
   parts.push('--seed', String(s.seed));
   if (o.model) parts.push('--model', o.model);
   if (o.threshold !== undefined) parts.push('--threshold', String(o.threshold));
@@ -178,6 +184,8 @@ interface SuiteRun {
   k: number;
   auditSeconds: number;
   embedUpstreamSeconds: number | null;
+  /** The audit's precision estimate against the measured precision (with verification only). */
+  estimates: EstimateCheck[] | null;
 }
 
 /** Builds the suite, audits it and reads candidates.csv back; the temporary folder goes afterwards. */
@@ -186,7 +194,7 @@ async function withSuiteRun<T>(folder: string, o: EvalOptions, threshold: number
   try {
     const suite = await buildSuite(folder, {
       originals: o.originals ?? EVAL_DEFAULTS.originals, distractors: o.distractors, distractorsFrom: o.distractorsFrom, seed: o.seed ?? EVAL_DEFAULTS.seed,
-      workDir: work, families: o.families, concurrency: o.concurrency, progress: o.progress,
+      workDir: work, families: o.families, concurrency: o.concurrency, resolution: o.resolution, progress: o.progress,
     });
     const run = await auditSuite(suite, work, threshold, o);
     return await fn({ ...run, info: suiteInfo(folder, suite, o.workDir || o.keepWork ? work : null) });
@@ -224,7 +232,8 @@ async function auditSuite(suite: Suite, work: string, threshold: number, o: Eval
   const auditSeconds = (performance.now() - t0) / 1000;
   const rows = await readCandidates(join(out, 'candidates.csv'));
   const verifiedRows = await readCandidates(join(out, 'candidates.csv'), 'verify_score');
-  return { suite, rows, verifiedRows, floor: result.summary.floor, k: result.summary.k, auditSeconds, embedUpstreamSeconds: result.summary.timings.embedUpstream ?? null };
+  const estimates = verify ? checkEstimates(join(work, 'neardup.db'), result.summary.model.id, suite, checkThresholds(result.summary.threshold)) : null;
+  return { suite, rows, verifiedRows, floor: result.summary.floor, k: result.summary.k, auditSeconds, embedUpstreamSeconds: result.summary.timings.embedUpstream ?? null, estimates };
 }
 
 /** candidates.csv rows keyed by file name (the suite's folders are flat and names are unique), scored by one column; rows without that score are left out. */
@@ -316,6 +325,7 @@ export async function evaluate(folder: string, o: EvalOptions = {}): Promise<Eva
       metrics, thresholdSource: source, proposed: p99 === null ? null : operatingPoint(r.rows, r.suite, ceil3(p99)), dhash: dhashMetrics,
       cosineFalsePer1e9Pairs: falsePer1e9(metrics.atDefault, pairs), verified, pairs,
       retrieval: retrievalCeiling(r.rows, r.suite, r.floor, r.k),
+      estimates: r.estimates,
       throughput: {
         upstreamImages: r.info.upstreamImages, auditSeconds: round(r.auditSeconds, 3),
         imagesPerSecond: round(r.info.upstreamImages / r.auditSeconds, 1), embedUpstreamSeconds: r.embedUpstreamSeconds,

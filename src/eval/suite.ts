@@ -9,6 +9,7 @@ import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promi
 import { availableParallelism } from 'node:os';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import pLimit from 'p-limit';
+import sharp from 'sharp';
 import { ConfigError, invalidOption } from '../errors.js';
 import { writeCsvFile } from '../report/csv.js';
 import { IMAGE_EXTENSIONS } from '../sources/list.js';
@@ -34,6 +35,12 @@ export interface SuiteOptions {
   families?: FamilyName[];
   /** Transforms and copies in flight; default the number of cores. */
   concurrency?: number;
+  /**
+   * Side in pixels every suite image is brought down to (fit inside, PNG), e.g. 32 for CIFAR-size
+   * test sets: originals and distractors are downscaled, copies are made from the downscaled
+   * original and fitted inside the same side. Default: the photos as they are.
+   */
+  resolution?: number;
   progress?: Progress;
 }
 
@@ -91,6 +98,7 @@ function checkOptions(folder: string, o: SuiteOptions): FamilyName[] {
   checkInt('eval.originals', o.originals, 1, 1_000_000);
   if (o.distractors !== undefined) checkInt('eval.distractors', o.distractors, 0, 100_000_000);
   checkInt('eval.seed', o.seed, 0, 2 ** 32 - 1);
+  if (o.resolution !== undefined) checkInt('eval.resolution', o.resolution, 8, 4096);
   const families = o.families ?? (Object.keys(FAMILIES) as FamilyName[]);
   if (families.length === 0) throw invalidOption('eval.families', 'at least one family', '');
   for (const f of families) if (!Object.hasOwn(FAMILIES, f)) throw invalidOption('eval.families', `one of ${Object.keys(FAMILIES).join(', ')}`, f);
@@ -161,10 +169,11 @@ export async function buildSuite(folder: string, o: SuiteOptions): Promise<Suite
   await prepareWorkDir(o.workDir);
   const p = o.progress ?? SILENT;
   const limit = pLimit(o.concurrency ?? availableParallelism());
-  const downNames = originals.map((rel, i) => `${pad(i + 1, String(originals.length).length)}-${basename(rel)}`);
+  const res = o.resolution;
+  const downNames = originals.map((rel, i) => `${pad(i + 1, String(originals.length).length)}-${res ? `${basename(rel, extname(rel))}.png` : basename(rel)}`);
   const downstreamDir = join(o.workDir, 'downstream');
   const upstreamDir = join(o.workDir, 'upstream');
-  await Promise.all(originals.map((rel, i) => limit(() => copyFile(join(folder, rel), join(downstreamDir, downNames[i])))));
+  await Promise.all(originals.map((rel, i) => limit(() => placePhoto(join(folder, rel), join(downstreamDir, downNames[i]), res))));
   const jobs: Job[] = [
     ...originals.flatMap((_, original) => families.map((family): Job => ({ kind: 'copy', original, family }))),
     ...distractors.map((source): Job => ({ kind: 'distractor', source })),
@@ -176,8 +185,8 @@ export async function buildSuite(folder: string, o: SuiteOptions): Promise<Suite
   const written = await Promise.all(order.map((job, i) => limit(async (): Promise<Written> => {
     const stem = `u${pad(i + 1, width)}`;
     const name = job.kind === 'copy'
-      ? await writeCopy(folder, originals[job.original], job.family, o.seed, join(upstreamDir, stem))
-      : await copyDistractor(distractorFolder, job.source, join(upstreamDir, stem));
+      ? await writeCopy(folder, originals[job.original], job.family, o.seed, join(upstreamDir, stem), res)
+      : await copyDistractor(distractorFolder, job.source, join(upstreamDir, stem), res);
     p.tick();
     return { name: basename(name), job };
   })));
@@ -187,20 +196,37 @@ export async function buildSuite(folder: string, o: SuiteOptions): Promise<Suite
   return suite;
 }
 
-async function writeCopy(folder: string, original: string, family: FamilyName, seed: number, stem: string): Promise<string> {
+async function writeCopy(folder: string, original: string, family: FamilyName, seed: number, stem: string, res: number | undefined): Promise<string> {
   // Keyed by the original's path, so a bigger --originals leaves the existing copies unchanged.
   const rng = mulberry32(streamSeed(seed, `copy:${original}:${family}`));
-  const result = await applyTransform(await readFile(join(folder, original)), family, rng);
-  const path = `${stem}.${result.ext}`;
-  await writeFile(path, result.data);
+  const bytes = await readFile(join(folder, original));
+  const result = await applyTransform(res ? await fitInside(bytes, res) : bytes, family, rng);
+  const data = res && (await tooLarge(result.data, res)) ? await fitInside(result.data, res) : result.data;
+  const path = `${stem}.${data === result.data ? result.ext : 'png'}`;
+  await writeFile(path, data);
   return path;
 }
 
-async function copyDistractor(folder: string, source: string, stem: string): Promise<string> {
-  const path = `${stem}${extname(source)}`;
-  await copyFile(join(folder, source), path);
+async function copyDistractor(folder: string, source: string, stem: string, res: number | undefined): Promise<string> {
+  const path = `${stem}${res ? '.png' : extname(source)}`;
+  await placePhoto(join(folder, source), path, res);
   return path;
 }
+
+/** A photo into the suite: byte for byte (keeping its natural artefacts), or fitted inside `res` as PNG. */
+async function placePhoto(from: string, to: string, res: number | undefined): Promise<void> {
+  if (res) await writeFile(to, await fitInside(await readFile(from), res));
+  else await copyFile(from, to);
+}
+
+/** The image shrunk to fit inside res×res (never enlarged), as PNG, so the side is the only change. */
+const fitInside = (bytes: Buffer, res: number): Promise<Buffer> =>
+  sharp(bytes).resize(res, res, { fit: 'inside', withoutEnlargement: true }).png().toBuffer();
+
+const tooLarge = async (bytes: Buffer, res: number): Promise<boolean> => {
+  const m = await sharp(bytes).metadata();
+  return (m.width ?? 0) > res || (m.height ?? 0) > res;
+};
 
 interface AssembleContext { downstreamDir: string; upstreamDir: string; folder: string; images: number; seed: number }
 

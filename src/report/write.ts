@@ -6,13 +6,14 @@ import type { Catalog } from '../state/catalog.js';
 import { errorRows, errorsByReason, metaCounts, sourceCounts, type CandidateView } from '../state/queries.js';
 import { thumbnailDataUri } from '../scan/decode.js';
 import { scoreText, viewName, writeFileAtomic, type PurgeResult, type PurgeSelection } from '../purge/outputs.js';
-import { VIEWS } from '../embed/views.js';
+import { viewIndex } from '../embed/views.js';
 import { writeCsvFile } from './csv.js';
 import { renderReport, DEFAULT_MAX_PAIRS, type ReportPair } from './html.js';
 import { overlayDataUri } from './overlay.js';
 import { writeCertificate } from '../certificate/build.js';
 import type { Certificate } from '../certificate/types.js';
 import { writeReviewFiles, type ReviewSection } from './review.js';
+import { estimatePrecision, type PrecisionEstimate } from '../estimate/precision.js';
 
 export interface ReportMeta {
   version: string;
@@ -44,6 +45,11 @@ export interface Summary {
   errors: { byReason: { reason: string; count: number; examples: string[] }[]; files: { path: string; source: string; reason: string }[]; filesOmitted: number };
   /** Pairs among the candidates whose decision is a reviewer's (purge --decisions): accepted (matches) and rejected. */
   review?: { accepted: number; rejected: number };
+  /**
+   * The run's precision estimated from its own control alignments (src/estimate/): null when it
+   * cannot be estimated (decided by cosine, or verified before control alignments existed).
+   */
+  estimate?: PrecisionEstimate | null;
   timings: Record<string, number>;
   catalog: string;
 }
@@ -135,6 +141,7 @@ export function buildSummary(catalog: Catalog, sel: PurgeSelection, purge: Purge
       filesOmitted: Math.max(0, errors.length - MAX_ERROR_FILES),
     },
     review: reviewCounts(purge.candidates),
+    estimate: meta.verify ? estimatePrecision(purge.candidates, meta.threshold) ?? null : null,
     timings: meta.timings,
     catalog: meta.catalog,
   };
@@ -234,7 +241,7 @@ export function pairOfRecord(r: readonly string[]): Omit<PairRow, 'downstreamSou
   const num = (i: number) => (r[i] === '' || r[i] === undefined ? null : Number(r[i]));
   const zoom = num(7);
   return {
-    upstream: r[0]!, downstream: r[1]!, score: Number(r[2]), view: VIEWS.indexOf(r[3] as (typeof VIEWS)[number]), kind: r[4] as PairRow['kind'], reason: r[12] ?? '',
+    upstream: r[0]!, downstream: r[1]!, score: Number(r[2]), view: viewIndex(r[3]!), kind: r[4] as PairRow['kind'], reason: r[12] ?? '',
     verifyScore: num(6), transform: zoom === null ? null : { zoom, angle: num(8)!, shiftX: num(9)!, shiftY: num(10)!, overlap: num(11)! },
     upstreamMeta: r[13], downstreamMeta: r[14], decidedBy: r[15] === 'human' ? 'human' : 'model',
   };

@@ -10,12 +10,13 @@ import pLimit from 'p-limit';
 import { decodeImage } from '../scan/decode.js';
 import type { Catalog, MatchRow, UnverifiedPair, VerifiedPair } from '../state/catalog.js';
 import type { Progress } from '../util/progress-types.js';
-import { VIEWS } from '../embed/views.js';
+import { dihedralOf, viewName } from '../embed/views.js';
 import type { ImagePlane } from '../embed/run.js';
 import { lumaInView, type Aligner } from './aligner.js';
 import { describeAffine, GEOMETRY, VERIFIER_ID, type Alignment } from './geometry.js';
 import { lumaOfRgb } from './luma.js';
 import type { VerifyJob } from './thread.js';
+import { CONTROL_RATE, controlViews, isControlSample } from './control.js';
 
 /** How candidates are decided: by the verified score (default) or, with `--verify off`, by cosine alone. */
 export interface DecisionRule { verify: boolean; threshold: number }
@@ -40,6 +41,8 @@ export interface AlignmentRecord {
   affine: number[];
   /** Set when the upstream image could not be read again to verify it. */
   error?: string;
+  /** The control alignment's score (downstream mirrored, see control.ts), on sampled pairs only. */
+  control?: number;
 }
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -65,14 +68,14 @@ const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}`
 export function explain(kind: MatchRow['kind'], cosine: number, embeddingView: number, verifyScore: number | null, alignment: AlignmentRecord | null, rule: DecisionRule): string {
   if (kind === 'exact') return 'exact duplicate: byte-identical image data';
   const cos = `cosine ${cosine.toFixed(4)}`;
-  if (!rule.verify) return `${cos} ${cosine >= rule.threshold ? '≥' : '<'} threshold ${rule.threshold} (view ${VIEWS[embeddingView] ?? embeddingView})`;
+  if (!rule.verify) return `${cos} ${cosine >= rule.threshold ? '≥' : '<'} threshold ${rule.threshold} (view ${viewName(embeddingView)})`;
   if (verifyScore === null || alignment === null) return `not verified yet (${cos})`;
   if (alignment.error) return `could not verify: ${alignment.error} (${cos})`;
   const how = [
     `zoom ${alignment.zoom.toFixed(2)}`,
     Math.abs(alignment.angle) >= 1 ? `rotated ${Math.round(alignment.angle)}°` : null,
     Math.abs(alignment.shiftX) >= 0.02 || Math.abs(alignment.shiftY) >= 0.02 ? `shifted (${signed(alignment.shiftX)}, ${signed(alignment.shiftY)})` : null,
-    alignment.view !== 0 ? `view ${VIEWS[alignment.view]}` : null,
+    alignment.view !== 0 ? `view ${viewName(alignment.view)}` : null,
     `${Math.round(alignment.overlap * 100)}% overlap`,
   ].filter(Boolean).join(', ');
   const passed = verifyScore >= rule.threshold;
@@ -130,7 +133,7 @@ export class PairVerifier {
   readonly stats: VerifyStats = { pairs: 0, alignments: 0, ms: 0, decoded: 0 };
 
   /** `imageEntries`: downstream images kept prepared (the default holds a 10,000-image test set, ~160 MB). */
-  constructor(private readonly catalog: Catalog, private readonly aligner: Aligner, private readonly size: number, imageEntries = 10_000) {
+  constructor(private readonly catalog: Catalog, private readonly aligner: Aligner, private readonly size: number, imageEntries = 10_000, private readonly controlRate = CONTROL_RATE) {
     this.images = new LruCache(imageEntries);
   }
 
@@ -150,15 +153,28 @@ export class PairVerifier {
 
   private verifyOne(upstreamId: number, c: Candidate): VerifiedPair {
     this.stats.pairs++;
+    const tried = viewsToTry(c);
+    const best = this.bestAlignment(c.downstreamId, tried);
+    if (best === undefined) return PairVerifier.unverifiable(upstreamId, c, 'the downstream image has no stored plane');
+    const record: AlignmentRecord = alignmentRecord(best.a, best.view);
+    if (isControlSample(upstreamId, c.downstreamId, this.controlRate)) {
+      const control = this.bestAlignment(c.downstreamId, controlViews(tried));
+      if (control !== undefined) record.control = r3(control.a.score);
+    }
+    return { upstreamId, downstreamId: c.downstreamId, view: best.view, verifyScore: r3(best.a.score), alignment: JSON.stringify(record) };
+  }
+
+  /** The best alignment of the current upstream image with the downstream image over these views; undefined without a plane or views. */
+  private bestAlignment(downstreamId: number, views: readonly number[]): { a: Alignment; view: number } | undefined {
     let best: { a: Alignment; view: number } | undefined;
-    for (const view of viewsToTry(c)) {
-      const down = this.downstream(c.downstreamId, view);
-      if (down === undefined) return PairVerifier.unverifiable(upstreamId, c, 'the downstream image has no stored plane');
+    for (const view of views) {
+      const down = this.downstream(downstreamId, view);
+      if (down === undefined) return undefined;
       const a = this.aligner.verify(down);
       this.stats.alignments++;
       if (!best || a.score > best.a.score) best = { a, view };
     }
-    return { upstreamId, downstreamId: c.downstreamId, view: best!.view, verifyScore: r3(best!.a.score), alignment: JSON.stringify(alignmentRecord(best!.a, best!.view)) };
+    return best;
   }
 
   private downstream(id: number, view: number): unknown {
@@ -209,9 +225,10 @@ class LruCache<K, V> {
 
 /** The embedding's best view, and the identity view unless the embedding ranked it far below (see GEOMETRY.identityGate). */
 function viewsToTry(c: Candidate): number[] {
-  if (c.view === 0) return [0];
+  const view = dihedralOf(c.view);
+  if (view === 0) return [0];
   const gap = c.score !== undefined && c.identityScore !== undefined ? c.score - c.identityScore : 0;
-  return gap > GEOMETRY.identityGate ? [c.view] : [c.view, 0];
+  return gap > GEOMETRY.identityGate ? [view] : [view, 0];
 }
 
 /** The model-input luma of one catalogued image, decoded again (when it was not handed over). */
