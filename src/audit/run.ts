@@ -1,6 +1,6 @@
 import { resolveOptions, type RawOptions, type ResolvedOptions } from '../config/options.js';
 import { runDecodeOnly, runEmbed, type EmbedStageOptions } from '../embed/run.js';
-import { VIEWS } from '../embed/views.js';
+import { DOWNSTREAM_VIEWS } from '../embed/views.js';
 import { buildIndex, type DownstreamIndex } from '../ann/hnsw.js';
 import { applyThreshold, MatchCursor, type MatchOptions, type MatchResult } from '../match/run.js';
 import { createAligner } from '../verify/aligner.js';
@@ -64,7 +64,7 @@ async function embedSide(s: Session, sourceIds: number[], views: number, label: 
 
 function indexFor(s: Session, downIds: number[], p: Progress): DownstreamIndex {
   const sharedPath = s.options.downstreamDb ? indexPathFor(s.options.downstreamDb, s.model.card.name) : undefined;
-  return buildIndex(s.catalog, { sourceIds: downIds, modelId: s.model.id, views: VIEWS.length, dims: s.model.card.output.dims, path: s.indexPath, sharedPath }, p);
+  return buildIndex(s.catalog, { sourceIds: downIds, modelId: s.model.id, views: DOWNSTREAM_VIEWS, dims: s.model.card.output.dims, path: s.indexPath, sharedPath }, p);
 }
 
 function matchCursor(s: Session, index: DownstreamIndex, upIds: number[], downIds: number[], verify?: MatchOptions['verify']): MatchCursor {
@@ -116,7 +116,7 @@ async function outputs(s: Session, sel: PurgeSelection, timings: Timings, runtim
 }
 
 /**
- * The whole decontamination chain: list → decode+embed (downstream in 8 views, upstream in 1)
+ * The whole decontamination chain: list → decode+embed (downstream in 21 views: 8 dihedral and 13 crops; upstream in 1)
  * → HNSW index → match → purge plan → report. Every stage resumes from the catalog.
  */
 export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<AuditResult> {
@@ -131,7 +131,7 @@ export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<Audi
       return listSources(s.catalog, 'upstream', options.upstream, options.followLinks, p, options.shard);
     });
     const downIds = sourceIdsFor(s.catalog, 'downstream', options.downstream);
-    await timed(timings, 'embedDownstream', () => embedSide(s, downIds, VIEWS.length, 'embed downstream', p, undefined, 'catalog'));
+    await timed(timings, 'embedDownstream', () => embedSide(s, downIds, DOWNSTREAM_VIEWS, 'embed downstream', p, undefined, 'catalog'));
     const index = await timed(timings, 'index', () => indexFor(s, downIds, p));
     const verify = await timed(timings, 'planes', () => verifyStage(s, downIds, p));
     // Matching (and verifying) follows the upstream embedding page by page, on the main thread
@@ -169,7 +169,7 @@ export interface PrepareResult { images: number; embedded: number; failed: numbe
 
 /**
  * `neardup prepare`: the downstream side once, for many shards or queue workers: list, embed in
- * 8 views, build the HNSW index, and mark the catalog prepared. Runs resume like audit.
+ * 21 views (8 dihedral, 13 crops), build the HNSW index, and mark the catalog prepared. Runs resume like audit.
  */
 export async function prepare(raw: RawOptions, hooks: RunHooks = {}): Promise<PrepareResult> {
   const options = resolveOptions(raw);
@@ -178,7 +178,7 @@ export async function prepare(raw: RawOptions, hooks: RunHooks = {}): Promise<Pr
   const p = hooks.progress ?? SILENT;
   return withSession('prepare', options, async (s, timings) => {
     const downIds = await timed(timings, 'list', () => listSources(s.catalog, 'downstream', options.downstream, options.followLinks, p));
-    const r = await timed(timings, 'embedDownstream', () => embedSide(s, downIds, VIEWS.length, 'embed downstream', p, undefined, 'catalog'));
+    const r = await timed(timings, 'embedDownstream', () => embedSide(s, downIds, DOWNSTREAM_VIEWS, 'embed downstream', p, undefined, 'catalog'));
     const idx = await timed(timings, 'index', () => indexFor(s, downIds, p));
     markPrepared(s.catalog, s.model.id, idx.fingerprint);
     return { images: idx.ids.length, embedded: r.embedded, failed: r.failed, db: s.catalog.path, index: s.indexPath };
@@ -207,7 +207,7 @@ export async function embed(raw: RawOptions, hooks: RunHooks = {}) {
   const options = resolveOptions(raw);
   const p = hooks.progress ?? SILENT;
   return withSession('embed', options, async (s) => ({
-    downstream: await embedSide(s, sourceIdsFor(s.catalog, 'downstream', options.downstream), VIEWS.length, 'embed downstream', p, undefined, 'catalog'),
+    downstream: await embedSide(s, sourceIdsFor(s.catalog, 'downstream', options.downstream), DOWNSTREAM_VIEWS, 'embed downstream', p, undefined, 'catalog'),
     upstream: await embedSide(s, sourceIdsFor(s.catalog, 'upstream', options.upstream), 1, 'embed upstream', p),
   }));
 }

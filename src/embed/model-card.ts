@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ModelError } from '../errors.js';
+import { INPUT_ID } from './views.js';
 
 /** What models/<name>/card.json holds; written by training/export.py, extended by calibrate/eval. */
 export interface ModelCard {
@@ -73,5 +74,5 @@ export function loadModel(dir: string): LoadedModel {
   if (sha !== card.sha256) {
     throw new ModelError(`Model weights ${weightsPath} do not match the card's sha256 (${card.sha256.slice(0, 12)}…, file has ${sha.slice(0, 12)}…): the file is corrupt or was replaced without re-exporting`, 'E_MODEL_CORRUPT');
   }
-  return { dir: abs, card, weightsPath, id: `${card.name}@${sha.slice(0, 12)}` };
+  return { dir: abs, card, weightsPath, id: `${card.name}@${sha.slice(0, 12)}+${INPUT_ID}` };
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Catalog } from '../state/catalog.js';
 import { candidates, okPaths, removals, type CandidateView } from '../state/queries.js';
 import { writeCsvFile } from '../report/csv.js';
-import { VIEWS } from '../embed/views.js';
+import { viewName } from '../embed/views.js';
 
 export interface PurgeSelection { modelId: string; upstreamIds: number[]; downstreamIds: number[] }
 export interface PurgeResult { kept: number; removed: number; candidates: CandidateView[]; removedRows: CandidateView[] }
@@ -20,7 +20,7 @@ export function keepLine(path: string): string {
 /** removed.csv: each removed upstream image with its best match; decided_by says whether a reviewer accepted it. */
 export const REMOVED_HEADER = ['upstream', 'downstream', 'score', 'view', 'reason', 'decided_by'] as const;
 
-export const viewName = (v: number) => VIEWS[v] ?? String(v);
+export { viewName } from '../embed/views.js';
 export const scoreText = (s: number) => s.toFixed(6);
 
 export function writeFileAtomic(path: string, data: string): void {

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import sharp from 'sharp';
+import { CROPS, DOWNSTREAM_VIEWS, INPUT_ID, dihedralOf, modelView, trimUniformBorder, uniformBorderBox, viewIndex, viewName } from '../../src/embed/views.js';
+import { loadModel } from '../../src/embed/model-card.js';
+import { FIXTURE_DOWNSTREAM } from '../helpers/corpus.js';
+import { join } from 'node:path';
+
+const N = 64;
+const input = async (img: sharp.Sharp) => new Uint8Array(await sharp(await img.png().toBuffer()).removeAlpha().resize(N, N, { fit: 'fill' }).raw().toBuffer());
+const meanAbsDiff = (a: Uint8Array, b: Uint8Array) => a.reduce((s, x, i) => s + Math.abs(x - b[i]!), 0) / a.length;
+const photo = join(FIXTURE_DOWNSTREAM, 'test_03.png');
+
+describe('model input views', () => {
+  it('finds an added frame, in any colour, to within the pixels the resize blends', async () => {
+    const { width, height } = await sharp(photo).metadata();
+    const [top, bottom, left, right] = [38, 19, 38, 26];
+    const [w, h] = [width! + left + right, height! + top + bottom];
+    const original = await input(sharp(photo));
+    for (const background of ['#000000', '#ffffff', '#3a8f22']) {
+      const framed = await input(sharp(photo).extend({ top, bottom, left, right, background }));
+      const box = uniformBorderBox(framed, N)!;
+      const expected = { left: (left / w) * N, top: (top / h) * N, width: (width! / w) * N, height: (height! / h) * N };
+      for (const k of ['left', 'top', 'width', 'height'] as const) assert.ok(Math.abs(box[k] - expected[k]) <= 2, `${background} ${k}: ${box[k]} against ${expected[k].toFixed(1)}`);
+      const [after, before] = [meanAbsDiff(trimUniformBorder(framed, N), original), meanAbsDiff(framed, original)];
+      assert.ok(after < before / 2, `${background}: ${after.toFixed(1)} from the photo once trimmed, ${before.toFixed(1)} framed`);
+    }
+  });
+
+  it('leaves a photo without borders, and a flat image, as they are', async () => {
+    const original = await input(sharp(photo));
+    assert.equal(trimUniformBorder(original, N), original);
+    const flat = new Uint8Array(N * N * 3).fill(128);
+    assert.equal(trimUniformBorder(flat, N).length, flat.length);
+  });
+
+  it('embeds crops after the 8 dihedral views, and names them both ways', async () => {
+    const original = await input(sharp(photo));
+    assert.equal(DOWNSTREAM_VIEWS, 8 + CROPS.length);
+    const topLeftHalf = await input(sharp(await sharp(original, { raw: { width: N, height: N, channels: 3 } }).extract({ left: 0, top: 0, width: N / 2, height: N / 2 }).png().toBuffer()));
+    const d = meanAbsDiff(modelView(original, N, 8), topLeftHalf);
+    assert.ok(d < meanAbsDiff(modelView(original, N, 9), topLeftHalf) / 2 && d < meanAbsDiff(modelView(original, N, 16), topLeftHalf) / 2, `view 8 is the top-left half-side crop (${d.toFixed(1)} from it)`);
+    for (let k = 0; k < DOWNSTREAM_VIEWS; k++) assert.equal(viewIndex(viewName(k)), k);
+    assert.equal(viewName(1), 'rot90');
+    assert.equal(dihedralOf(3), 3);
+    assert.equal(dihedralOf(12), 0);
+  });
+
+  it('puts the input parameters into the model id, so embeddings made another way never mix', () => {
+    assert.ok(loadModel('models/neardup-vit-s8-int8').id.endsWith(`+${INPUT_ID}`));
+  });
+});
