@@ -41,12 +41,25 @@ def onnxruntime_embed(model_path, x, work):
     return torch.from_numpy(np.fromfile(out, dtype=np.float32).reshape(len(x), -1))
 
 
+def check_export(args):
+    from export import load_checkpoint
+    model = load_checkpoint(args.checkpoint)[0]
+    x = photos(args.data, args.images, model.grid * model.patch)
+    with tempfile.TemporaryDirectory() as work, torch.no_grad():
+        delta = (model(x) - onnxruntime_embed(args.onnx, x, work)).abs().max().item()
+    print(json.dumps(dict(checkpoint=args.checkpoint, onnx=args.onnx, images=len(x), max_abs_delta=delta, ok=delta < 1e-4)))
+    sys.exit(0 if delta < 1e-4 else 1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--onnx', default='models/neardup-vit-s8/model.onnx')
     ap.add_argument('--data', default='../shared/data/tiny-imagenet/train')
     ap.add_argument('--images', type=int, default=32)
+    ap.add_argument('--checkpoint', help='instead: compare this checkpoint in torch with --onnx (its export)')
     args = ap.parse_args()
+    if args.checkpoint:
+        return check_export(args)
     model = load_vit_from_onnx(args.onnx).eval()
     x = photos(args.data, args.images, model.grid * model.patch)
     report = {}

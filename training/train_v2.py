@@ -340,6 +340,7 @@ class Run:
                      opt=self.opt.state_dict(), step=self.step, cfg=self.cfg, log=self.evals,
                      queue=self.queue.state() if self.queue is not None else None, rng=rng,
                      train_seconds=self.seconds_trained(), views_seen=self.views, torch=torch.__version__,
+                     photos=dict(train=len(self.data.train[0]), held_out=len(self.data.held[0])),
                      device=torch.cuda.get_device_name(0) if self.device.type == 'cuda' else 'cpu')
         tmp = self.ckpt_path + '.tmp'
         torch.save(state, tmp)
