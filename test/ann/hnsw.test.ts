@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { embed, scan } from '../../src/audit/run.js';
 import { loadModel, type LoadedModel } from '../../src/embed/model-card.js';
-import { VIEWS } from '../../src/embed/views.js';
+import { DOWNSTREAM_VIEWS } from '../../src/embed/views.js';
 import { buildIndex, searchOne, type DownstreamIndex, type Hit } from '../../src/ann/hnsw.js';
 import { Catalog } from '../../src/state/catalog.js';
 import { defaultModelDir } from '../../src/util/package-root.js';
@@ -47,7 +47,7 @@ function bruteForce(q: Float32Array): Hit[] {
   const hits: Hit[] = [];
   for (const [id, v] of downstream) {
     let best = { view: -1, score: -Infinity, identityScore: 0 };
-    for (let k = 0; k < VIEWS.length; k++) {
+    for (let k = 0; k < DOWNSTREAM_VIEWS; k++) {
       let dot = 0;
       for (let i = 0; i < d; i++) dot += v[k * d + i]! * q[i]!;
       if (k === 0) best.identityScore = dot;
@@ -70,7 +70,7 @@ before(async () => {
   upIds = catalog.sources().filter((s) => s.role === 'upstream').map((s) => s.id);
   downstream = new Map(page(downIds).map((r) => [r.id, r.vectors]));
   queries = page(upIds).map((r) => ({ id: r.id, vector: r.vectors.subarray(0, model.card.output.dims) }));
-  index = buildIndex(catalog, { sourceIds: downIds, modelId: model.id, views: VIEWS.length, dims: model.card.output.dims, path: join(root, 'index.hnsw') }, SILENT);
+  index = buildIndex(catalog, { sourceIds: downIds, modelId: model.id, views: DOWNSTREAM_VIEWS, dims: model.card.output.dims, path: join(root, 'index.hnsw') }, SILENT);
 });
 
 after(async () => {
@@ -82,7 +82,7 @@ describe('HNSW search vs brute force over all views', () => {
   test('the catalog holds the fixtures embedded by the real model', () => {
     assert.equal(downstream.size, 16);
     assert.equal(queries.length, 73);
-    for (const v of downstream.values()) assert.equal(v.length, VIEWS.length * model.card.output.dims);
+    for (const v of downstream.values()) assert.equal(v.length, DOWNSTREAM_VIEWS * model.card.output.dims);
     for (const { vector } of queries) {
       const norm = Math.hypot(...vector);
       assert.ok(Math.abs(norm - 1) < 1e-3, `unit-norm descriptor (${norm})`);
@@ -133,7 +133,7 @@ describe('HNSW search vs brute force over all views', () => {
   });
 
   test('an index reloaded from disk answers the same', () => {
-    const again = buildIndex(catalog, { sourceIds: downIds, modelId: model.id, views: VIEWS.length, dims: model.card.output.dims, path: join(root, 'index.hnsw') }, SILENT);
+    const again = buildIndex(catalog, { sourceIds: downIds, modelId: model.id, views: DOWNSTREAM_VIEWS, dims: model.card.output.dims, path: join(root, 'index.hnsw') }, SILENT);
     assert.equal(again.loadedFromDisk, true);
     assert.equal(again.fingerprint, index.fingerprint);
     for (const { vector } of queries) assert.deepEqual(searchOne(again, vector, K, -Infinity), searchOne(index, vector, K, -Infinity));

@@ -12,7 +12,7 @@ import { createRuntime, RUNTIMES } from '../../src/embed/backend/index.js';
 import { namedParameters, parseOnnxModel, readModelParameters, readOnnxInitializers } from '../../src/embed/backend/onnx-weights.js';
 import { loadModel, type LoadedModel } from '../../src/embed/model-card.js';
 import type { EmbedRuntime, EncodedImage } from '../../src/embed/runtime.js';
-import { applyView, writeNormalised } from '../../src/embed/views.js';
+import { INPUT_ID, modelView, trimUniformBorder, writeNormalised } from '../../src/embed/views.js';
 import { decodeRead } from '../../src/scan/decode.js';
 import { ConfigError, ModelError } from '../../src/errors.js';
 import { defaultModelDir, packageRoot } from '../../src/util/package-root.js';
@@ -240,7 +240,8 @@ describe('the shipped int8 model (training/quantize.py) against the float one', 
   test('is its own model: another id, onnx only, naming its source', () => {
     assert.notEqual(int8.id, float.id);
     assert.deepEqual(int8.card.runtimes, ['onnx']);
-    assert.equal(int8.card.quantization?.from, float.id);
+    // `from` names the source weights; a model id adds the input parameters (+INPUT_ID) to them.
+    assert.equal(`${int8.card.quantization?.from}+${INPUT_ID}`, float.id);
   });
 
   test('embeds each image like the float model (cosine >= 0.995)', (t) => {
@@ -293,7 +294,8 @@ describe('decoding in the onnx pool\'s threads (decodeAndEmbed)', () => {
       const wanted = expected.flatMap((d, i) => (d.ok && images[i]!.embed ? [d.rgb!] : []));
       const pixels = new Float32Array(wanted.length * views * 3 * size * size);
       let slot = 0;
-      for (const rgb of wanted) for (let v = 0; v < views; v++) writeNormalised(applyView(rgb, size, v), size, mean, std, pixels, slot++);
+      // The same model input as viewBatch: uniform borders trimmed, then each view.
+      for (const rgb of wanted) for (let v = 0; v < views; v++) writeNormalised(modelView(trimUniformBorder(rgb, size), size, v), size, mean, std, pixels, slot++);
       const reference = await single.embed(pixels, wanted.length * views);
 
       assert.deepEqual(outcomes, expected.map((d) => (d.ok ? { ok: true, width: d.width, height: d.height } : { ok: false, error: d.error })));
