@@ -187,6 +187,8 @@ export function reviewApp(win: any): void {
     else if (b.dataset.action === 'prev-page') KEYS.p!();
   });
   setFilter('all');
+  // When the review became usable, in ms since navigation start (scripts/bench-report.ts reads it).
+  root.dataset.readyMs = String(Math.round(win.performance.now()));
   root.dataset.ready = '1';
 }
 
