@@ -95,9 +95,11 @@ def select(on, m):
 
 # --- geometric edits, each as the map from its output to its input, in [-1, 1] coordinates ---
 
-def crop_map(d, area, aspect):
-    """A window of ~area of the image, aspect log-uniform in `aspect`, anywhere inside."""
-    a = d.u(*area)
+def crop_map(d, area, aspect, min_area=None):
+    """A window of ~area of the image, aspect log-uniform in `aspect`, anywhere inside;
+    min_area (per image) raises the lower end of the area range."""
+    lo = area[0] if min_area is None else torch.maximum(min_area, torch.full_like(min_area, area[0]))
+    a = lo + torch.rand(d.n, generator=d.g, device=d.device) * (area[1] - lo)
     ratio = torch.exp(d.u(math.log(aspect[0]), math.log(aspect[1])))
     sx = torch.sqrt(a * ratio).clamp(max=1.0)
     sy = torch.sqrt(a / ratio).clamp(max=1.0)
@@ -311,10 +313,13 @@ class Augmenter:
         s = VIEWS[strength]
         n = x.shape[0]
         d = Draw(g, n, x.device)
-        m = crop_map(d, s['area'], s['aspect'])
+        canvas = d.choice(s['canvas'])
+        # A tight crop shrunk again into a border or zoom-out leaves a positive with ~10 px of
+        # content, which only adds noise: those two get crops of at least 60% of the area.
+        shrinks = (canvas == 2) | (canvas == 3)
+        m = crop_map(d, s['area'], s['aspect'], torch.where(shrinks, 0.6, 0.0))
         m = m @ select(d.bern(s['p_rot']), rotation_map(d, 0, s['rot'], d.bern(s['p_expand'])))
         m = m @ select(d.bern(s['p_persp']), perspective_map(d, *s['persp']))
-        canvas = d.choice(s['canvas'])
         m = m @ select(canvas == 1, shift_map(d, 0.05, 0.3))
         m = m @ select(canvas == 2, border_map(d, 0.03, 0.25))
         m = m @ select(canvas == 3, zoomout_map(d, 0.35, 0.85))
@@ -380,17 +385,19 @@ def gray(x):
 
 def jpeg_bank(images, seed, quality=(15, 90)):
     """A re-encoded copy of every photo ([N,H,W,3] uint8), quality drawn per photo."""
+    from data import parallel_map
+    qualities = np.random.default_rng(seed).integers(quality[0], quality[1] + 1, len(images))
+    return np.stack(parallel_map(_reencode, list(zip(images, qualities.tolist()))))
+
+
+def _reencode(item):
     import io
     from PIL import Image
-    rng = np.random.default_rng(seed)
-    qualities = rng.integers(quality[0], quality[1] + 1, len(images))
-    out = np.empty_like(images)
-    for i, (img, q) in enumerate(zip(images, qualities)):
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format='JPEG', quality=int(q))
-        buf.seek(0)
-        out[i] = np.asarray(Image.open(buf).convert('RGB'))
-    return out
+    img, q = item
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format='JPEG', quality=int(q))
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert('RGB'))
 
 
 WORDS = ('sale', 'photo', 'stock', 'news', 'daily', 'preview', 'share', 'follow', 'best', 'deal', 'new',

@@ -7,7 +7,7 @@
 Writes into --out (ignored by git; a device run carries it):
   train.bin   the photos' original JPEG bytes, concatenated (decoded with PIL at load);
   train.json  offsets into train.bin and each photo's path relative to --data;
-  text.npy    pre-rendered text masks for the overlay augmentation (the device may lack fonts).
+  text.npz    pre-rendered text masks for the overlay augmentation (the device may lack fonts).
 The photos are a seeded random draw from --data, stopped at --count or --max-mib, whichever
 comes first: the whole working tree that travels to a device is limited to 64 MiB.
 """
@@ -30,7 +30,7 @@ def main():
     ap.add_argument('--max-mib', type=float, default=50)
     ap.add_argument('--out', default='.cache/pack')
     ap.add_argument('--seed', type=int, default=1)
-    ap.add_argument('--text', type=int, default=2048, help='text masks to render')
+    ap.add_argument('--text', type=int, default=1024, help='text masks to render')
     ap.add_argument('--size', type=int, default=64)
     args = ap.parse_args()
     if os.sep + 'val' in os.path.abspath(args.data):
@@ -59,7 +59,7 @@ def main():
     index = dict(source=os.path.abspath(args.data), seed=args.seed, count=len(names), offsets=offsets, names=names)
     with open(os.path.join(args.out, 'train.json'), 'w') as f:
         json.dump(index, f)
-    np.save(os.path.join(args.out, 'text.npy'), text_bank(args.text, args.size, args.seed))
+    np.savez_compressed(os.path.join(args.out, 'text.npz'), masks=text_bank(args.text, args.size, args.seed))
     print(json.dumps(dict(photos=len(names), mib=round(total / 2 ** 20, 2), out=args.out)))
 
 

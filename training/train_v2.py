@@ -97,8 +97,9 @@ class Data:
         to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
         self.train = [to(photos[train])] + [to(b[train]) for b in banks]
         self.held = [to(photos[held])] + [to(b[held]) for b in banks]
-        masks = os.path.join(cfg['data'], 'text.npy')
-        self.text = torch.from_numpy(np.load(masks) if os.path.exists(masks) else text_bank(cfg['text_masks'], 64, cfg['seed']))
+        masks = os.path.join(cfg['data'], 'text.npz')
+        self.text = torch.from_numpy(np.load(masks)['masks'] if os.path.exists(masks)
+                                     else text_bank(cfg['text_masks'], 64, cfg['seed']))
         self.seconds = time.time() - t0
         self.perms = {}
 
@@ -372,7 +373,11 @@ class Run:
 
     def train_step(self):
         cfg = self.cfg
+        t0 = time.time()
         ids, v1, v2 = self.views_of(self.step)
+        if self.bench:
+            self.sync()
+            self.augment_seconds = getattr(self, 'augment_seconds', 0.0) + time.time() - t0
         for group in self.opt.param_groups:
             group['lr'] = lr_at(self.step, cfg)
         z1, z2 = self.emb(v1), self.emb(v2)
@@ -453,8 +458,10 @@ class Run:
             if self.bench and self.step - started >= self.bench + 2:
                 self.sync()
                 rate = (self.step - started - 2) * 2 * cfg['batch'] / (time.time() - t_from)
+                share = self.augment_seconds / (time.time() - t0)
                 self.emit(dict(bench_steps=self.bench, batch=cfg['batch'], views_per_s=round(rate, 1),
-                               steps_per_s=round(rate / (2 * cfg['batch']), 3), device=str(self.device)))
+                               steps_per_s=round(rate / (2 * cfg['batch']), 3), augment_share=round(share, 3),
+                               device=str(self.device), amp=self.amp))
                 return
             now = time.time()
             if self.step % cfg['log_every'] == 0 or now - last_print > cfg['log_every_s']:
