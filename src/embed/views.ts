@@ -84,48 +84,53 @@ export function applyView<T extends Uint8Array | Float32Array>(pixels: T, n: num
 export function modelView(rgb: Uint8Array, n: number, k: number): Uint8Array {
   if (k < VIEWS.length) return applyView(rgb, n, k);
   const [x, y, side] = CROPS[k - VIEWS.length]!;
-  return resizeBox(rgb, n, x * n, y * n, side * n, side * n);
+  return resizeBox(rgb, n, { left: x * n, top: y * n, width: side * n, height: side * n });
 }
 
 /** The image with its uniform borders trimmed ({@link TRIM}), resized back to n×n; the same array when there are none. */
 export function trimUniformBorder(rgb: Uint8Array, n: number): Uint8Array {
   const box = uniformBorderBox(rgb, n);
-  return box === undefined ? rgb : resizeBox(rgb, n, box.left, box.top, box.width, box.height);
+  return box === undefined ? rgb : resizeBox(rgb, n, box);
 }
 
-/** What remains of an n×n RGB image inside its uniform borders; undefined when it has none. */
-export function uniformBorderBox(rgb: Uint8Array, n: number): { left: number; top: number; width: number; height: number } | undefined {
+export interface Box { left: number; top: number; width: number; height: number }
+
+/** What remains of an n×n image of interleaved `channels` inside its uniform borders; undefined when it has none. */
+export function uniformBorderBox(pixels: Uint8Array, n: number, channels = 3): Box | undefined {
   const minSide = Math.ceil(TRIM.minSide * n);
-  const rows = (y: number) => Array.from({ length: n }, (_, x) => (y * n + x) * 3);
-  const cols = (x: number) => Array.from({ length: n }, (_, y) => (y * n + x) * 3);
+  const rows = (y: number) => Array.from({ length: n }, (_, x) => (y * n + x) * channels);
+  const cols = (x: number) => Array.from({ length: n }, (_, y) => (y * n + x) * channels);
+  const uniform = (offsets: number[], ref: number[]) => isUniform(pixels, offsets, ref, channels);
   let top = 0, bottom = n - 1, left = 0, right = n - 1;
-  const refTop = medianColour(rgb, rows(0)), refBottom = medianColour(rgb, rows(n - 1));
-  const refLeft = medianColour(rgb, cols(0)), refRight = medianColour(rgb, cols(n - 1));
-  while (bottom - top + 1 > minSide && isUniform(rgb, rows(top), refTop)) top++;
-  while (bottom - top + 1 > minSide && isUniform(rgb, rows(bottom), refBottom)) bottom--;
-  while (right - left + 1 > minSide && isUniform(rgb, cols(left), refLeft)) left++;
-  while (right - left + 1 > minSide && isUniform(rgb, cols(right), refRight)) right--;
+  const refTop = medianColour(pixels, rows(0), channels), refBottom = medianColour(pixels, rows(n - 1), channels);
+  const refLeft = medianColour(pixels, cols(0), channels), refRight = medianColour(pixels, cols(n - 1), channels);
+  while (bottom - top + 1 > minSide && uniform(rows(top), refTop)) top++;
+  while (bottom - top + 1 > minSide && uniform(rows(bottom), refBottom)) bottom--;
+  while (right - left + 1 > minSide && uniform(cols(left), refLeft)) left++;
+  while (right - left + 1 > minSide && uniform(cols(right), refRight)) right--;
   if (top === 0 && left === 0 && bottom === n - 1 && right === n - 1) return undefined;
   return { left, top, width: right - left + 1, height: bottom - top + 1 };
 }
 
-function medianColour(rgb: Uint8Array, offsets: number[]): [number, number, number] {
-  const channel = (c: number) => offsets.map((o) => rgb[o + c]!).sort((a, b) => a - b)[offsets.length >> 1]!;
-  return [channel(0), channel(1), channel(2)];
+function medianColour(pixels: Uint8Array, offsets: number[], channels: number): number[] {
+  const channel = (c: number) => offsets.map((o) => pixels[o + c]!).sort((a, b) => a - b)[offsets.length >> 1]!;
+  return Array.from({ length: channels }, (_, c) => channel(c));
 }
 
-function isUniform(rgb: Uint8Array, offsets: number[], ref: readonly number[]): boolean {
+function isUniform(pixels: Uint8Array, offsets: number[], ref: readonly number[], channels: number): boolean {
   let near = 0;
   for (const o of offsets) {
-    const d = Math.max(Math.abs(rgb[o]! - ref[0]!), Math.abs(rgb[o + 1]! - ref[1]!), Math.abs(rgb[o + 2]! - ref[2]!));
+    let d = 0;
+    for (let c = 0; c < channels; c++) d = Math.max(d, Math.abs(pixels[o + c]! - ref[c]!));
     if (d <= TRIM.tolerance) near++;
   }
   return near >= TRIM.share * offsets.length;
 }
 
-/** The box (x0, y0, w, h) of an n×n RGB image resampled bilinearly (pixel centres) to n×n. */
-function resizeBox(rgb: Uint8Array, n: number, x0: number, y0: number, w: number, h: number): Uint8Array {
-  const out = new Uint8Array(n * n * 3);
+/** A box of an n×n image of interleaved `channels` resampled bilinearly (pixel centres) to n×n. */
+export function resizeBox(pixels: Uint8Array, n: number, box: Box, channels = 3): Uint8Array {
+  const { left: x0, top: y0, width: w, height: h } = box;
+  const out = new Uint8Array(n * n * channels);
   for (let j = 0; j < n; j++) {
     const y = Math.min(n - 1, Math.max(0, y0 + ((j + 0.5) * h) / n - 0.5));
     const yi = Math.min(n - 2, Math.floor(y));
@@ -134,11 +139,11 @@ function resizeBox(rgb: Uint8Array, n: number, x0: number, y0: number, w: number
       const x = Math.min(n - 1, Math.max(0, x0 + ((i + 0.5) * w) / n - 0.5));
       const xi = Math.min(n - 2, Math.floor(x));
       const fx = x - xi;
-      const a = (yi * n + xi) * 3, b = a + 3, c = a + n * 3, d = c + 3;
-      for (let ch = 0; ch < 3; ch++) {
-        const top = rgb[a + ch]! * (1 - fx) + rgb[b + ch]! * fx;
-        const bottom = rgb[c + ch]! * (1 - fx) + rgb[d + ch]! * fx;
-        out[(j * n + i) * 3 + ch] = Math.round(top * (1 - fy) + bottom * fy);
+      const a = (yi * n + xi) * channels, b = a + channels, c = a + n * channels, d = c + channels;
+      for (let ch = 0; ch < channels; ch++) {
+        const top = pixels[a + ch]! * (1 - fx) + pixels[b + ch]! * fx;
+        const bottom = pixels[c + ch]! * (1 - fx) + pixels[d + ch]! * fx;
+        out[(j * n + i) * channels + ch] = Math.round(top * (1 - fy) + bottom * fy);
       }
     }
   }

@@ -12,18 +12,27 @@
 export const CONTROL_RATE = 0.25;
 
 /**
- * Whether pair (upstream, downstream) is in the control sample. A hash of the ids, not a random
- * draw, so a resumed or repeated run samples the same pairs and never counts one twice.
+ * Whether the pair of images with these content hashes is in the control sample. Drawn from the
+ * hashes, not at random nor from catalog ids, so a resumed, repeated or sharded run samples the
+ * same pairs and never counts one twice.
  */
-export function isControlSample(upstreamId: number, downstreamId: number, rate = CONTROL_RATE): boolean {
+export function isControlSample(upstreamHash: string, downstreamHash: string, rate = CONTROL_RATE): boolean {
   if (rate <= 0) return false;
-  let h = Math.imul(upstreamId ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(downstreamId + 0x632be5ab, 0xc2b2ae35);
+  const word = (hash: string) => Number.parseInt(hash.slice(0, 8), 16) || hashString(hash);
+  let h = Math.imul(word(upstreamHash) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(word(downstreamHash) + 0x632be5ab, 0xc2b2ae35);
   h ^= h >>> 16;
   h = Math.imul(h, 0x7feb352d);
   h ^= h >>> 15;
   h = Math.imul(h, 0x846ca68b);
   h ^= h >>> 16;
   return (h >>> 0) / 2 ** 32 < rate;
+}
+
+/** FNV-1a, for keys that are not hex digests. */
+function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 /**

@@ -38,6 +38,8 @@ export const GEOMETRY = Object.freeze({
    * which the score is scaled down in proportion.
    */
   minOverlap: 0.35,
+  /** The upstream image is aligned in its full frame and, when it has uniform borders, inside them (run.ts). */
+  frames: 'full+inside-borders',
   /** Zooms outside this range are not copies this verifier can vouch for. */
   minZoom: 0.38,
   maxZoom: 2.6,

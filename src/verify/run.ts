@@ -10,7 +10,7 @@ import pLimit from 'p-limit';
 import { decodeImage } from '../scan/decode.js';
 import type { Catalog, MatchRow, UnverifiedPair, VerifiedPair } from '../state/catalog.js';
 import type { Progress } from '../util/progress-types.js';
-import { dihedralOf, viewName } from '../embed/views.js';
+import { dihedralOf, resizeBox, uniformBorderBox, viewName, type Box } from '../embed/views.js';
 import type { ImagePlane } from '../embed/run.js';
 import { lumaInView, type Aligner } from './aligner.js';
 import { describeAffine, GEOMETRY, VERIFIER_ID, type Alignment } from './geometry.js';
@@ -137,10 +137,38 @@ export class PairVerifier {
     this.images = new LruCache(imageEntries);
   }
 
+  /**
+   * Aligns the upstream image with each candidate, in its full frame and, when it has uniform
+   * borders (a frame, padding, the canvas of a copy pasted smaller), again inside them: the
+   * coarse search resamples about the centre, so a copy pasted off-centre is found only once
+   * its canvas is cut away. The better alignment counts, mapped back to the full frame.
+   */
   verify(upstreamId: number, luma: Uint8Array, candidates: readonly Candidate[]): VerifiedPair[] {
     const t0 = performance.now();
-    this.aligner.setUpstream(luma);
-    const out = candidates.map((c) => this.verifyOne(upstreamId, c));
+    const upHash = this.catalog.imageRef(upstreamId)?.hash ?? String(upstreamId);
+    const found: (Found | undefined)[] = candidates.map(() => undefined);
+    const controls: (number | undefined)[] = candidates.map(() => undefined);
+    const missing = candidates.map(() => false);
+    for (const frame of upstreamFrames(luma, this.size)) {
+      this.aligner.setUpstream(frame.luma);
+      candidates.forEach((c, i) => {
+        const tried = viewsToTry(c);
+        const best = this.bestAlignment(c.downstreamId, tried);
+        if (best === undefined) return void (missing[i] = true);
+        if (!found[i] || best.a.score > found[i]!.a.score) found[i] = { ...best, frame: frame.box };
+        if (!isControlSample(upHash, this.hashOf(c.downstreamId), this.controlRate)) return;
+        const control = this.bestAlignment(c.downstreamId, controlViews(tried));
+        if (control !== undefined && control.a.score > (controls[i] ?? -Infinity)) controls[i] = control.a.score;
+      });
+    }
+    const out = candidates.map((c, i) => {
+      this.stats.pairs++;
+      const f = found[i];
+      if (missing[i] || f === undefined) return PairVerifier.unverifiable(upstreamId, c, 'the downstream image has no stored plane');
+      const record = alignmentRecord(inFullFrame(f.a, f.frame, this.size), f.view);
+      if (controls[i] !== undefined) record.control = r3(controls[i]!);
+      return { upstreamId, downstreamId: c.downstreamId, view: f.view, verifyScore: r3(f.a.score), alignment: JSON.stringify(record) };
+    });
     this.stats.ms += performance.now() - t0;
     return out;
   }
@@ -149,19 +177,6 @@ export class PairVerifier {
   static unverifiable(upstreamId: number, c: Candidate, error: string): VerifiedPair {
     const alignment: AlignmentRecord = { verifier: VERIFIER_ID, view: c.view, zoom: 0, angle: 0, shiftX: 0, shiftY: 0, overlap: 0, ncc: 0, affine: [], error };
     return { upstreamId, downstreamId: c.downstreamId, view: c.view, verifyScore: 0, alignment: JSON.stringify(alignment) };
-  }
-
-  private verifyOne(upstreamId: number, c: Candidate): VerifiedPair {
-    this.stats.pairs++;
-    const tried = viewsToTry(c);
-    const best = this.bestAlignment(c.downstreamId, tried);
-    if (best === undefined) return PairVerifier.unverifiable(upstreamId, c, 'the downstream image has no stored plane');
-    const record: AlignmentRecord = alignmentRecord(best.a, best.view);
-    if (isControlSample(upstreamId, c.downstreamId, this.controlRate)) {
-      const control = this.bestAlignment(c.downstreamId, controlViews(tried));
-      if (control !== undefined) record.control = r3(control.a.score);
-    }
-    return { upstreamId, downstreamId: c.downstreamId, view: best.view, verifyScore: r3(best.a.score), alignment: JSON.stringify(record) };
   }
 
   /** The best alignment of the current upstream image with the downstream image over these views; undefined without a plane or views. */
@@ -229,6 +244,32 @@ function viewsToTry(c: Candidate): number[] {
   if (view === 0) return [0];
   const gap = c.score !== undefined && c.identityScore !== undefined ? c.score - c.identityScore : 0;
   return gap > GEOMETRY.identityGate ? [view] : [view, 0];
+}
+
+/** An alignment and where it was found: in the upstream image's full frame, or inside its uniform borders. */
+interface Found { a: Alignment; view: number; frame: Box | undefined }
+
+/** The upstream image as it is, and inside its uniform borders when it has them (resized to the full side). */
+function upstreamFrames(luma: Uint8Array, size: number): { luma: Uint8Array; box: Box | undefined }[] {
+  const box = uniformBorderBox(luma, size, 1);
+  return box === undefined ? [{ luma, box }] : [{ luma, box: undefined }, { luma: resizeBox(luma, size, box, 1), box }];
+}
+
+/**
+ * An alignment found inside the box, restated for the full frame: the affine composed with the
+ * box's resampling (resizeBox's pixel-centre map), the overlap rescaled to the full image. The
+ * score stays: it measured the content, not the border.
+ */
+function inFullFrame(a: Alignment, box: Box | undefined, size: number): Alignment {
+  if (box === undefined) return a;
+  const sx = size / box.width, sy = size / box.height;
+  const ox = (0.5 - box.left) * sx - 0.5, oy = (0.5 - box.top) * sy - 0.5;
+  const [p, q, r, s, t, u] = a.affine;
+  return {
+    ...a,
+    affine: [p * sx, q * sy, p * ox + q * oy + r, s * sx, t * sy, s * ox + t * oy + u],
+    overlap: (a.overlap * box.width * box.height) / (size * size),
+  };
 }
 
 /** The model-input luma of one catalogued image, decoded again (when it was not handed over). */

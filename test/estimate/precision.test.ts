@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,12 +18,13 @@ const pair = (verifyScore: number | null, control?: number, o: Partial<Estimated
 });
 
 describe('control sample', () => {
-  it('takes about CONTROL_RATE of pairs, the same ones every time', () => {
+  it('takes about CONTROL_RATE of pairs, the same ones every time (drawn from the content hashes)', () => {
+    const sha1 = (x: number) => createHash('sha1').update(String(x)).digest('hex');
     let taken = 0;
-    for (let u = 1; u <= 200; u++) for (let d = 1; d <= 100; d++) if (isControlSample(u, d)) taken++;
+    for (let u = 1; u <= 200; u++) for (let d = 1; d <= 100; d++) if (isControlSample(sha1(u), sha1(1000 + d))) taken++;
     assert.ok(Math.abs(taken / 20_000 - CONTROL_RATE) < 0.02, `sampled ${taken} of 20,000`);
-    assert.equal(isControlSample(17, 4), isControlSample(17, 4));
-    assert.equal(isControlSample(1, 1, 0), false);
+    assert.equal(isControlSample(sha1(17), sha1(4)), isControlSample(sha1(17), sha1(4)));
+    assert.equal(isControlSample(sha1(1), sha1(2), 0), false);
   });
 
   it('mirrors the verified views and never repeats one of them', () => {
