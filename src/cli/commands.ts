@@ -35,8 +35,9 @@ function printSummary(summary: Summary, o: RawOptions, io: CommandIO, outDir: st
 /** The run's estimated precision in one line (src/estimate/), or why there is none. */
 function estimateLine(summary: Summary): string {
   const e = summary.estimate;
-  if (!e) return summary.decidedBy === 'cosine' ? 'precision not estimated: it needs verification (--verify on)' : 'precision not estimated: no control alignments in this catalog (verified by an older neardup: rerun match)';
-  if (e.precision === null) return `no matches to estimate the precision of (${e.controls.sampled} control alignments, ${e.controls.passed} passed)`;
+  if (!e) return summary.decidedBy === 'cosine' ? 'precision not estimated: it needs verification (--verify on)' : 'precision: nothing verified, nothing matched';
+  if (e.precision === null && e.matches === 0) return `no matches (${e.controls.sampled} control alignments, ${e.controls.passed} passed)`;
+  if (e.precision === null) return 'precision not estimated: no control alignments in this catalog (verified by an older neardup: run `neardup match` again)';
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   return `estimated precision ${pct(e.precision)} (95% ${pct(e.interval![0])}–${pct(e.interval![1])}): ~${e.falseMatches} of ${e.matches} matches by chance, from ${e.controls.passed} of ${e.controls.sampled} control alignments passing`;
 }

@@ -25,7 +25,7 @@ export interface EstimatedPair {
 }
 
 export interface PrecisionEstimate {
-  /** Estimated share of decided matches that are copies; null when nothing was decided a match. */
+  /** Estimated share of decided matches that are copies; null when nothing was decided a match, or no verified pair has a control alignment. */
   precision: number | null;
   /** Expected matches that are not copies. */
   falseMatches: number;
@@ -56,9 +56,9 @@ const controlOf = (alignment: string | null): number | undefined => {
 interface Counts { matches: number; exact: number; reviewed: number; verified: number; sampled: number; failed: number; passed: number }
 
 /**
- * The estimate for pairs decided at `threshold` on the verified score. Undefined (not estimable)
- * when no verified pair carries a control alignment: a run decided by cosine (`--verify off`),
- * or a catalog verified before control alignments existed.
+ * The estimate for pairs decided at `threshold` on the verified score; undefined when there is
+ * nothing to estimate (no verified pair and no match). Its precision is null when matches rest
+ * on verified pairs none of which carries a control alignment (verified by an older neardup).
  */
 export function estimatePrecision(pairs: Iterable<EstimatedPair>, threshold: number): PrecisionEstimate | undefined {
   const n: Counts = { matches: 0, exact: 0, reviewed: 0, verified: 0, sampled: 0, failed: 0, passed: 0 };
@@ -78,7 +78,7 @@ export function estimatePrecision(pairs: Iterable<EstimatedPair>, threshold: num
     n.failed++;
     if (control >= threshold) n.passed++;
   }
-  return n.sampled === 0 ? undefined : fromCounts(n, threshold);
+  return n.verified === 0 && n.matches === 0 ? undefined : fromCounts(n, threshold);
 }
 
 /** One estimate over the union of runs at one threshold (shards of one audit): their counts add up. */
@@ -95,10 +95,13 @@ export function combineEstimates(parts: readonly PrecisionEstimate[]): Precision
 function fromCounts(n: Counts, threshold: number): PrecisionEstimate {
   const { matches, exact, reviewed, verified, sampled, failed, passed } = n;
   const chance = matches - exact - reviewed;
-  const expected = (passes: number) => (failed === 0 ? 0 : (passes * failed) / Math.max(1, failed - passes)) * (verified / sampled);
+  const expected = (passes: number) => (failed === 0 ? 0 : ((passes * failed) / Math.max(1, failed - passes)) * (verified / sampled));
   const falseMatches = Math.min(chance, expected(passed));
   const [lo, hi] = poissonInterval(passed).map((x) => Math.min(x, failed)) as [number, number];
   const precisionOf = (f: number) => round(matches === 0 ? 1 : 1 - Math.min(chance, f) / matches, 4);
+  if (sampled === 0 && chance > 0) {
+    return { precision: null, falseMatches: 0, interval: null, matches, exact, reviewed, controls: { verified, sampled, failed, passed }, threshold, method: ESTIMATE_METHOD };
+  }
   return {
     precision: matches === 0 ? null : precisionOf(falseMatches),
     falseMatches: round(falseMatches, 2),

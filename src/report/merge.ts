@@ -109,7 +109,8 @@ function mergedSummary(parts: Summary[], m: { candidates: string[][]; matches: s
       filesOmitted: Math.max(0, m.errors.length - 1000),
     },
     // Shards sampled controls alike, so the merged estimate is the one over their summed counts.
-    estimate: parts.every((p) => p.estimate) ? combineEstimates(parts.map((p) => p.estimate!)) ?? null : null,
+    // (a shard with nothing verified and nothing matched has none: it adds nothing).
+    estimate: combineEstimates(parts.flatMap((p) => (p.estimate ? [p.estimate] : []))) ?? null,
     timings,
     catalog: parts.map((p) => p.catalog).join(', '),
   };

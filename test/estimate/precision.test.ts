@@ -52,7 +52,7 @@ describe('estimatePrecision', () => {
     assert.ok(e.interval![0] <= e.precision! && e.precision! <= e.interval![1]);
   });
 
-  it('counts byte-identical and reviewer-accepted matches as known, and is undefined without controls', () => {
+  it('counts byte-identical and reviewer-accepted matches as known, and gives no precision without controls', () => {
     const pairs = [pair(0.9, 0.1), pair(0.2, 0.1), { ...pair(null), kind: 'exact' as const, decision: 'match' }, pair(0.3, 0.1, { decision: 'match', decidedBy: 'human' })];
     const e = estimatePrecision(pairs, 0.6)!;
     assert.equal(e.matches, 3);
@@ -60,7 +60,10 @@ describe('estimatePrecision', () => {
     assert.equal(e.reviewed, 1);
     assert.equal(e.falseMatches, 0);
     assert.equal(e.precision, 1);
-    assert.equal(estimatePrecision([pair(0.9), pair(0.1)], 0.6), undefined);
+    const uncontrolled = estimatePrecision([pair(0.9), pair(0.1)], 0.6)!;
+    assert.equal(uncontrolled.precision, null, 'a match among pairs verified without controls cannot be estimated');
+    assert.equal(estimatePrecision([{ ...pair(null), kind: 'exact', decision: 'match' }], 0.6)!.precision, 1, 'byte-identical matches need no estimate');
+    assert.equal(estimatePrecision([], 0.6), undefined);
   });
 
   it('combines shards as the estimate over their union', () => {
