@@ -22,6 +22,7 @@ makes one copy per image of a named held-out family with the eval's own paramete
 Exact 90-degree rotations and mirrors stay with the multi-view index, as in v1.
 """
 import math
+import os
 
 import numpy as np
 import torch
@@ -413,7 +414,7 @@ def text_bank(count, size, seed):
     rng = np.random.default_rng(seed)
     fonts = [f for f in ('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
                          '/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf',
-                         '/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf') if _exists(f)]
+                         '/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf') if os.path.exists(f)]
     out = np.zeros((count, size, size), dtype=np.uint8)
     for i in range(count):
         px = max(4, int(round(size * rng.uniform(0.08, 0.2))))
@@ -425,7 +426,3 @@ def text_bank(count, size, seed):
         out[i] = np.asarray(im)
     return out
 
-
-def _exists(path):
-    import os
-    return os.path.exists(path)

@@ -73,7 +73,7 @@ def write_onnx(model, tcfg, onnx_path, template):
     os.replace(onnx_path + '.tmp', onnx_path)
 
 
-def training_facts(ck, tcfg, ckpt_path):
+def training_facts(ck, tcfg):
     if ck.get('format') != 'neardup-train-v2':
         return {
             'data': 'tiny-imagenet/train (50,000 photos, 64x64), 1,000 held out for validation',
@@ -161,7 +161,7 @@ def main():
         'input': {'size': tcfg['image'], 'resize': 'fill', 'layout': 'NCHW', 'mean': MEAN, 'std': STD,
                   'scale': '1/255', 'colourspace': 'srgb'},
         'output': {'name': 'embedding', 'dims': tcfg['out_dim'], 'normalised': True},
-        'training': training_facts(ck, tcfg, ckpt_path),
+        'training': training_facts(ck, tcfg),
         'exported': datetime.date.today().isoformat(),
     })
     with open(card_path + '.tmp', 'w') as f:

@@ -17,7 +17,6 @@ is a seeded permutation per epoch, so a resumed run draws what the killed one wo
 """
 import argparse
 import json
-import math
 import os
 import signal
 import sys
