@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import hnswlib from 'hnswlib-node';
 import { IndexError } from '../errors.js';
+import { CROP_MARGIN, VIEWS } from '../embed/views.js';
 import type { Catalog } from '../state/catalog.js';
 import type { Progress } from '../util/progress-types.js';
 
@@ -138,26 +139,31 @@ export function searchOne(index: DownstreamIndex, query: Float32Array, k: number
 function rescore(index: DownstreamIndex, ids: number[], query: Float32Array, floor: number): Hit[] {
   const hits: Hit[] = [];
   for (const id of ids) {
-    const best = bestView(index, id, query);
-    if (best.score >= floor) hits.push({ downstreamId: id, ...best });
+    const { whole, ...best } = bestView(index, id, query);
+    // A crop view must clear the floor by CROP_MARGIN (views.ts); else the whole image decides.
+    const hit = best.view < VIEWS.length || best.score >= floor + CROP_MARGIN ? best : whole;
+    if (hit.score >= floor) hits.push({ downstreamId: id, ...hit });
   }
   return hits.sort((a, b) => b.score - a.score || a.downstreamId - b.downstreamId);
 }
 
-function bestView(index: DownstreamIndex, id: number, q: Float32Array): { view: number; score: number; identityScore: number } {
+interface Scored { view: number; score: number; identityScore: number }
+
+/** The best view of one downstream image for a query, and the best of its dihedral views (the whole image). */
+function bestView(index: DownstreamIndex, id: number, q: Float32Array): Scored & { whole: Scored } {
   const v = index.vectors.get(id)!;
   const d = index.dims;
   let view = 0;
   let score = -Infinity;
+  let wholeView = 0;
+  let wholeScore = -Infinity;
   let identityScore = 0;
   for (let k = 0; k < index.views; k++) {
     let dot = 0;
     for (let i = 0; i < d; i++) dot += v[k * d + i]! * q[i]!;
     if (k === 0) identityScore = dot;
-    if (dot > score) {
-      view = k;
-      score = dot;
-    }
+    if (k < VIEWS.length && dot > wholeScore) [wholeView, wholeScore] = [k, dot];
+    if (dot > score) [view, score] = [k, dot];
   }
-  return { view, score, identityScore };
+  return { view, score, identityScore, whole: { view: wholeView, score: wholeScore, identityScore } };
 }
