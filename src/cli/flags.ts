@@ -19,8 +19,8 @@ type QueueKey = 'redis' | 'queue' | 'shards' | 'run' | 'lease' | 'exitWhenIdle' 
 
 /** Every flag neardup knows; each command picks the ones it accepts. */
 export const FLAGS = {
-  upstream: f('upstream', 'upstream', 'upstream source (pretraining data): folder, list:<file>, <file>.txt or glob; repeatable', '<source>', { multiple: true }),
-  downstream: f('downstream', 'downstream', 'downstream source (test set): folder, list:<file>, <file>.txt or glob; repeatable', '<source>', { multiple: true }),
+  upstream: f('upstream', 'upstream', 'upstream source (pretraining data): folder, list:<file>, <file>.txt, glob, tar:<shards>, cifar10:<dir>, cifar100:<dir> or parquet:<files>; repeatable', '<source>', { multiple: true }),
+  downstream: f('downstream', 'downstream', 'downstream source (test set): folder, list:<file>, <file>.txt, glob, tar:<shards>, cifar10:<dir>, cifar100:<dir> or parquet:<files>; repeatable', '<source>', { multiple: true }),
   out: f('out', 'out', 'output folder (matches.csv, candidates.csv, keep.txt, removed.csv, summary.json, report.html)', '<dir>'),
   db: f('db', 'db', 'catalog file (SQLite); default <out>/neardup.db', '<file>'),
   model: f('model', 'model', 'model folder with card.json and model.onnx; default the bundled models/neardup-vit-s8-int8 (models/neardup-vit-s8 with --runtime tfjs)', '<dir>'),
