@@ -20,9 +20,9 @@ export interface EstimateCheck {
   controls: { verified: number; sampled: number; failed: number; passed: number };
 }
 
-/** Thresholds the estimate is checked at: the decision's own and a spread around it. */
+/** Thresholds the estimate is checked at: the decision's own and a spread below it, down to where look-alikes pass often. */
 export const checkThresholds = (threshold: number): number[] =>
-  [...new Set([0.45, 0.5, 0.55, 0.6, threshold, 0.7].map((t) => Math.round(t * 1000) / 1000))].sort((a, b) => a - b);
+  [...new Set([0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, threshold, 0.7].map((t) => Math.round(t * 1000) / 1000))].sort((a, b) => a - b);
 
 export function checkEstimates(db: string, modelId: string, suite: Suite, thresholds: number[]): EstimateCheck[] {
   const catalog = Catalog.open(db, { readonly: true });

@@ -4,6 +4,7 @@ import { searchOne, type DownstreamIndex, type Hit } from '../ann/hnsw.js';
 import type { Progress } from '../util/progress-types.js';
 import { decideCandidate, decisionOf, explain, verifyBacklog, type AlignmentRecord, type DecisionRule, type PairVerifier, type PlaneStore, type VerifyThread } from '../verify/run.js';
 import type { VerifyJob } from '../verify/thread.js';
+import { CROP_MARGIN } from '../embed/views.js';
 
 export interface MatchOptions {
   modelId: string;
@@ -28,7 +29,8 @@ export interface MatchResult { queried: number; candidates: number; matches: num
 
 /** Everything that changes which candidates exist; the threshold and the verify rule only change decisions. */
 function fingerprintOf(o: MatchOptions, index: DownstreamIndex): string {
-  return createHash('sha1').update(JSON.stringify([o.modelId, o.upstreamSourceIds, o.downstreamSourceIds, o.floor, o.k, index.fingerprint])).digest('hex');
+  // CROP_MARGIN decides which views may bring a candidate in: candidates made under another margin are made again.
+  return createHash('sha1').update(JSON.stringify([o.modelId, o.upstreamSourceIds, o.downstreamSourceIds, o.floor, o.k, index.fingerprint, CROP_MARGIN])).digest('hex');
 }
 
 /**

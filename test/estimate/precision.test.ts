@@ -91,12 +91,12 @@ describe('the estimate on a real suite', { skip: existsSync(PHOTOS) ? false : `s
       const db = join(work, 'neardup.db');
       const r = await audit({ upstream: [suite.upstreamDir], downstream: [suite.downstreamDir], out: join(work, 'out'), db, quiet: true });
       assert.ok(r.summary.estimate, 'the audit printed no estimate');
-      const checks = checkEstimates(db, r.summary.model.id, suite, [0.3, 0.4, 0.5, r.summary.threshold]);
+      const checks = checkEstimates(db, r.summary.model.id, suite, [0.35, 0.45, 0.55, r.summary.threshold]);
       for (const c of checks) {
         assert.ok(c.measured !== null && c.estimated !== null, `nothing matched at ${c.threshold}`);
         assert.ok(Math.abs(c.estimated - c.measured) <= 0.05, `at ${c.threshold}: estimated ${c.estimated}, measured ${c.measured.toFixed(4)}`);
       }
-      assert.ok(checks[0]!.measured! < 0.98, `the loosest threshold should let look-alikes through (measured ${checks[0]!.measured})`);
+      assert.ok(checks[0]!.measured! < 0.99, `the loosest threshold should let look-alikes through (measured ${checks[0]!.measured})`);
     } finally {
       await rm(work, { recursive: true, force: true });
     }
