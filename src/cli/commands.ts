@@ -28,7 +28,7 @@ function printSummary(summary: Summary, o: RawOptions, io: CommandIO, outDir: st
     `upstream ${c.upstream} images (${c.upstreamOk} ok), downstream ${c.downstream} (${c.downstreamOk} ok), ${c.errors} with errors (see errors.csv)\n` +
       `${c.removed} upstream images match a downstream image at ${summary.decidedBy === 'verified' ? 'verified score' : 'cosine'} threshold ${summary.threshold} (${c.exactDuplicates} byte-identical copies); ${c.kept} kept\n` +
       `${estimateLine(summary)}\n` +
-      `outputs in ${outDir}: matches.csv candidates.csv keep.txt removed.csv errors.csv summary.json report.html\n`,
+      `outputs in ${outDir}: matches.csv candidates.csv keep.txt removed.csv errors.csv summary.json report.html certificate.json\n`,
   );
 }
 
