@@ -29,7 +29,7 @@
  * (an archive member's path gives no overlay, as it gives no thumbnail); nothing here throws.
  */
 import sharp from 'sharp';
-import { MAX_INPUT_PIXELS, type PreviewInput } from '../scan/decode.js';
+import { imageInput, MAX_INPUT_PIXELS, type PreviewInput } from '../scan/decode.js';
 import { applyView } from '../embed/views.js';
 import { lumaOfRgb } from '../verify/luma.js';
 
@@ -68,7 +68,8 @@ export async function decodeSquare(path: string | PreviewInput, side: number): P
 
 /** sharp over a file path or over bytes read by the scan (archive members, CIFAR records). */
 export function sharpOf(source: string | PreviewInput): sharp.Sharp {
-  if (typeof source === 'string') return sharp(source, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1 });
+  // BMP/ICO/TGA, which libvips cannot open, come through the decode module's own readers.
+  if (typeof source === 'string') return imageInput(source) ?? sharp(source, { limitInputPixels: MAX_INPUT_PIXELS, pages: 1 });
   return sharp(source.input, source.raw ? { raw: source.raw } : { limitInputPixels: MAX_INPUT_PIXELS, pages: 1 });
 }
 
