@@ -179,7 +179,7 @@ function renderReview(r: ReviewSection, threshold: number): string {
   const keys = [['j', '↓', '→'], ['k', '↑', '←']].map((k) => k.map((x) => `<kbd>${x}</kbd>`).join(' '));
   return `<h2>Review (${fmtInt(r.pairs)} pairs: ${fmtInt(r.matches)} matches, ${fmtInt(r.nearMisses)} near misses)</h2>
 <section id="review">
-<p class="note">Every match and every near miss (deciding score within ${r.margin} below the threshold ${fmtScore(threshold)}), ${r.pageSize} to a page.
+<p class="note">Every match and every near miss (deciding score within ${r.margin} below the threshold ${fmtScore(threshold)})${r.omitted ? ` (the ${fmtInt(r.omitted)} lowest-scoring near misses are left out to keep the page quick; candidates.csv lists them)` : ''}, ${r.pageSize} to a page.
 Keys: ${keys[0]} next pair, ${keys[1]} previous, <kbd>a</kbd> accept (it is a copy), <kbd>r</kbd> reject (not a copy), <kbd>u</kbd> clear,
 <kbd>n</kbd>/<kbd>p</kbd> next/previous page, <kbd>1</kbd>–<kbd>4</kbd> filter. Decisions stay in this browser until exported:
 run <code>neardup purge --decisions decisions.csv</code> with the same --db to apply them.</p>

@@ -45,6 +45,8 @@ export interface ReviewOptions {
 /** What report.html needs to know of the review files. */
 export interface ReviewSection {
   dataFile: string; runKey: string; pairs: number; matches: number; nearMisses: number; margin: number; pageSize: number;
+  /** Near misses left out beyond REVIEW_LIMIT (the lowest-scoring ones). */
+  omitted?: number;
   thumbs: { written: number; reused: number; failed: number }; overlays: { written: number; reused: number; failed: number };
 }
 
@@ -55,15 +57,29 @@ function decidingScore(c: CandidateView, verify: boolean): number | null {
 }
 
 /**
- * The pairs a reviewer sees: every match (the model's or a reviewer's), every pair a reviewer
- * decided, and the near misses; highest deciding score first, so near misses follow the matches.
+ * Near misses shown at most: the matches and every pair a reviewer decided are always shown,
+ * the near misses fill up to this many pairs, best first. 50,000 pairs open in Chromium in
+ * ~2.5 s (scripts/bench-report.ts); with `--verify off` nearly every candidate is a near miss,
+ * and writing their pictures would otherwise dominate a large audit.
  */
-export function reviewSelection(all: readonly CandidateView[], o: Pick<ReviewOptions, 'threshold' | 'verify' | 'margin'>): CandidateView[] {
+export const REVIEW_LIMIT = 50_000;
+
+/**
+ * The pairs a reviewer sees: every match (the model's or a reviewer's), every pair a reviewer
+ * decided, and the best near misses up to {@link REVIEW_LIMIT} pairs in all; highest deciding
+ * score first, so near misses follow the matches. `omitted`: near misses left out.
+ */
+export function reviewSelection(all: readonly CandidateView[], o: Pick<ReviewOptions, 'threshold' | 'verify' | 'margin'>, limit = REVIEW_LIMIT): CandidateView[] & { omitted?: number } {
   const floor = o.threshold - (o.margin ?? NEAR_MISS_MARGIN);
   const key = (c: CandidateView) => decidingScore(c, o.verify) ?? -Infinity;
-  return all
+  const sorted = all
     .filter((c) => c.decision === 'match' || c.decidedBy === 'human' || (decidingScore(c, o.verify) ?? -Infinity) >= floor)
     .sort((a, b) => key(b) - key(a) || b.score - a.score || byPath(a.upstream, b.upstream) || byPath(a.downstream, b.downstream));
+  const kept = (c: CandidateView) => c.decision === 'match' || c.decidedBy === 'human';
+  let room = Math.max(0, limit - sorted.filter(kept).length);
+  const out: CandidateView[] & { omitted?: number } = sorted.filter((c) => kept(c) || room-- > 0);
+  out.omitted = sorted.length - out.length;
+  return out;
 }
 
 /** One image of the page: its path, its thumbnail file (relative to report.html; '' when none) and its meta text. */
@@ -111,7 +127,7 @@ export async function writeReviewFiles(catalog: Catalog, outDir: string, all: re
     ]),
   };
   writeReviewData(outDir, data);
-  return sectionOf(data, images.stats, overlays.stats);
+  return { ...sectionOf(data, images.stats, overlays.stats), ...(pairs.omitted ? { omitted: pairs.omitted } : {}) };
 }
 
 const orderScore = (c: CandidateView, verify: boolean): number | null => {
