@@ -39,7 +39,9 @@ function estimateLine(summary: Summary): string {
   if (e.precision === null && e.matches === 0) return `no matches (${e.controls.sampled} control alignments, ${e.controls.passed} passed)`;
   if (e.precision === null) return 'precision not estimated: no control alignments in this catalog (verified by an older neardup: run `neardup match` again)';
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-  return `estimated precision ${pct(e.precision)} (95% ${pct(e.interval![0])}–${pct(e.interval![1])}): ~${e.falseMatches} of ${e.matches} matches by chance, from ${e.controls.passed} of ${e.controls.sampled} control alignments passing`;
+  // Few controls bound the chance rate loosely: say why the interval is wide rather than let it alarm.
+  const few = e.controls.failed < 100 ? `; only ${e.controls.sampled} control alignments, so the interval is wide` : '';
+  return `estimated precision ${pct(e.precision)} (95% ${pct(e.interval![0])}–${pct(e.interval![1])}): ~${e.falseMatches} of ${e.matches} matches by chance, from ${e.controls.passed} of ${e.controls.sampled} control alignments passing${few}`;
 }
 
 const audit = command('audit', 'neardup audit --upstream <source>... --downstream <source>... --out <dir> [options]',
