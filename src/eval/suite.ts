@@ -11,6 +11,8 @@ import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { ConfigError, invalidOption } from '../errors.js';
+import { imageInput } from '../scan/decode.js';
+import { isRasterFormat } from '../scan/formats.js';
 import { writeCsvFile } from '../report/csv.js';
 import { IMAGE_EXTENSIONS } from '../sources/list.js';
 import { mulberry32, shuffled } from '../util/rng.js';
@@ -199,7 +201,7 @@ export async function buildSuite(folder: string, o: SuiteOptions): Promise<Suite
 async function writeCopy(folder: string, original: string, family: FamilyName, seed: number, stem: string, res: number | undefined): Promise<string> {
   // Keyed by the original's path, so a bigger --originals leaves the existing copies unchanged.
   const rng = mulberry32(streamSeed(seed, `copy:${original}:${family}`));
-  const bytes = await readFile(join(folder, original));
+  const bytes = await readPhoto(join(folder, original));
   const result = await applyTransform(res ? await fitInside(bytes, res) : bytes, family, rng);
   const data = res && (await tooLarge(result.data, res)) ? await fitInside(result.data, res) : result.data;
   const path = `${stem}.${data === result.data ? result.ext : 'png'}`;
@@ -215,8 +217,17 @@ async function copyDistractor(folder: string, source: string, stem: string, res:
 
 /** A photo into the suite: byte for byte (keeping its natural artefacts), or fitted inside `res` as PNG. */
 async function placePhoto(from: string, to: string, res: number | undefined): Promise<void> {
-  if (res) await writeFile(to, await fitInside(await readFile(from), res));
+  if (res) await writeFile(to, await fitInside(await readPhoto(from), res));
   else await copyFile(from, to);
+}
+
+/** A photo's bytes in a format the transforms' libvips reads: BMP, ICO and TGA (which it cannot) as PNG via the decode module. */
+async function readPhoto(path: string): Promise<Buffer> {
+  const bytes = await readFile(path);
+  if (!isRasterFormat(bytes.subarray(0, 64))) return bytes;
+  const input = imageInput(path);
+  if (!input) throw new ConfigError(`Cannot read ${path} for the suite: it is a damaged BMP, ICO or TGA file; remove it from the folder`, 'E_SOURCE');
+  return input.png().toBuffer();
 }
 
 /** The image shrunk to fit inside res×res (never enlarged), as PNG, so the side is the only change. */
