@@ -55,6 +55,25 @@ DEFAULTS = dict(
 )
 
 
+def load_config(path, assignments, defaults):
+    """defaults, then the pipeline file (when it exists), then key=value overrides (JSON values,
+    else strings); an unknown key stops the run. Returns the config and the overrides alone."""
+    cfg = dict(defaults)
+    if os.path.exists(path):
+        cfg.update(parse_simple_yaml(path))
+    overrides = {}
+    for kv in assignments:
+        k, v = kv.split('=', 1)
+        if k not in defaults:
+            sys.exit(f'unknown training option {k}; known: {", ".join(sorted(defaults))}')
+        try:
+            overrides[k] = json.loads(v)
+        except json.JSONDecodeError:
+            overrides[k] = v
+    cfg.update(overrides)
+    return cfg, overrides
+
+
 def lr_at(step, cfg):
     if step < cfg['warmup']:
         return cfg['lr'] * (step + 1) / cfg['warmup']
@@ -128,17 +147,7 @@ def main():
     ap.add_argument('--bench', type=int, default=0, help='time N steps and exit')
     args = ap.parse_args()
 
-    cfg = dict(DEFAULTS)
-    if os.path.exists(args.config):
-        cfg.update(parse_simple_yaml(args.config))
-    for kv in args.set:
-        k, v = kv.split('=', 1)
-        if k not in DEFAULTS:
-            sys.exit(f'unknown training option {k}; known: {", ".join(sorted(DEFAULTS))}')
-        try:
-            cfg[k] = json.loads(v)
-        except json.JSONDecodeError:
-            cfg[k] = v
+    cfg, _ = load_config(args.config, args.set, DEFAULTS)
     torch.set_num_threads(int(cfg['threads']))
     os.makedirs(cfg['work'], exist_ok=True)
     ckpt_path = os.path.join(cfg['work'], 'ckpt.pt')

@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from augment_v2 import FAMILIES, JPEG_FAMILIES, LOWRES_SIZES, Augmenter, Draw, jpeg_bank, text_bank  # noqa: E402
 from data import load_photos  # noqa: E402
 from onnx_weights import architecture_of, onnx_state_dict  # noqa: E402
-from train import lr_at, parse_simple_yaml  # noqa: E402
+from train import load_config, lr_at  # noqa: E402
 from vit import MEAN, STD, ViT  # noqa: E402
 
 DEFAULTS = dict(
@@ -55,23 +55,6 @@ FORMAT = 'neardup-train-v2'
 
 
 # --- configuration and data ---
-
-def load_config(args):
-    cfg = dict(DEFAULTS)
-    if os.path.exists(args.config):
-        cfg.update(parse_simple_yaml(args.config))
-    overrides = {}
-    for kv in args.set:
-        k, v = kv.split('=', 1)
-        if k not in DEFAULTS:
-            sys.exit(f'unknown training option {k}; known: {", ".join(sorted(DEFAULTS))}')
-        try:
-            overrides[k] = json.loads(v)
-        except json.JSONDecodeError:
-            overrides[k] = v
-    cfg.update(overrides)
-    return cfg, overrides
-
 
 def pick_device(cfg):
     name = cfg['device']
@@ -488,7 +471,7 @@ def main():
     ap.add_argument('--set', action='append', default=[], help='override: key=value (JSON value)')
     ap.add_argument('--bench', type=int, default=0, help='time N steps (after 2 warm-up steps) and exit; no checkpoint')
     args = ap.parse_args()
-    cfg, overrides = load_config(args)
+    cfg, overrides = load_config(args.config, args.set, DEFAULTS)
     if args.bench:
         cfg.update(queue_start=0, eval_every=0, steps=10 ** 9)
     run = Run(cfg, overrides, args.bench)
