@@ -40,11 +40,10 @@ export function viewName(view: number): string {
   return VIEWS[view] ?? (crop ? `crop ${crop[2]} at (${crop[0]}, ${crop[1]})` : String(view));
 }
 
+const VIEW_BY_NAME = new Map(Array.from({ length: DOWNSTREAM_VIEWS }, (_, k) => [viewName(k), k]));
+
 /** The view a name in the outputs stands for ({@link viewName}'s inverse); -1 for none. */
-export function viewIndex(name: string): number {
-  for (let k = 0; k < DOWNSTREAM_VIEWS; k++) if (viewName(k) === name) return k;
-  return -1;
-}
+export const viewIndex = (name: string): number => VIEW_BY_NAME.get(name) ?? -1;
 
 /**
  * Uniform borders: rows and columns at an edge where ≥ 97% of pixels lie within this of the

@@ -5,6 +5,7 @@
  */
 import { basename } from 'node:path';
 import { estimatePrecision } from '../estimate/precision.js';
+import { decideCandidate } from '../verify/run.js';
 import { Catalog } from '../state/catalog.js';
 import { candidates, type CandidateView } from '../state/queries.js';
 import type { Suite } from './suite.js';
@@ -36,7 +37,8 @@ export function checkEstimates(db: string, modelId: string, suite: Suite, thresh
 }
 
 function checkAt(views: CandidateView[], suite: Suite, threshold: number): EstimateCheck {
-  const decided = views.map((v) => ({ ...v, decidedBy: 'model' as const, decision: v.kind === 'exact' || (v.verifyScore ?? -Infinity) >= threshold ? 'match' : 'below-threshold' }));
+  const rule = { verify: true, threshold };
+  const decided = views.map((v) => ({ ...v, decidedBy: 'model' as const, decision: decideCandidate(v.kind, v.score, v.verifyScore, rule) }));
   const matched = decided.filter((v) => v.decision === 'match');
   const correct = matched.filter((v) => suite.truth.get(basename(v.upstream))?.downstream === basename(v.downstream)).length;
   const e = estimatePrecision(decided, threshold);

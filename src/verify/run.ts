@@ -149,6 +149,7 @@ export class PairVerifier {
     const found: (Found | undefined)[] = candidates.map(() => undefined);
     const controls: (number | undefined)[] = candidates.map(() => undefined);
     const missing = candidates.map(() => false);
+    const sampled = candidates.map((c) => isControlSample(upHash, this.hashOf(c.downstreamId), this.controlRate));
     for (const frame of upstreamFrames(luma, this.size)) {
       this.aligner.setUpstream(frame.luma);
       candidates.forEach((c, i) => {
@@ -156,7 +157,7 @@ export class PairVerifier {
         const best = this.bestAlignment(c.downstreamId, tried);
         if (best === undefined) return void (missing[i] = true);
         if (!found[i] || best.a.score > found[i]!.a.score) found[i] = { ...best, frame: frame.box };
-        if (!isControlSample(upHash, this.hashOf(c.downstreamId), this.controlRate)) return;
+        if (!sampled[i]) return;
         const control = this.bestAlignment(c.downstreamId, controlViews(tried));
         if (control !== undefined && control.a.score > (controls[i] ?? -Infinity)) controls[i] = control.a.score;
       });
