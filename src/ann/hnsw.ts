@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import hnswlib from 'hnswlib-node';
 import { IndexError } from '../errors.js';
-import { CROP_MARGIN, VIEWS } from '../embed/views.js';
+import { CROP_MARGIN, isCropView } from '../embed/views.js';
 import type { Catalog } from '../state/catalog.js';
 import type { Progress } from '../util/progress-types.js';
 
@@ -141,7 +141,7 @@ function rescore(index: DownstreamIndex, ids: number[], query: Float32Array, flo
   for (const id of ids) {
     const { whole, ...best } = bestView(index, id, query);
     // A crop view must clear the floor by CROP_MARGIN (views.ts); else the whole image decides.
-    const hit = best.view < VIEWS.length || best.score >= floor + CROP_MARGIN ? best : whole;
+    const hit = !isCropView(best.view) || best.score >= floor + CROP_MARGIN ? best : whole;
     if (hit.score >= floor) hits.push({ downstreamId: id, ...hit });
   }
   return hits.sort((a, b) => b.score - a.score || a.downstreamId - b.downstreamId);
@@ -162,7 +162,7 @@ function bestView(index: DownstreamIndex, id: number, q: Float32Array): Scored &
     let dot = 0;
     for (let i = 0; i < d; i++) dot += v[k * d + i]! * q[i]!;
     if (k === 0) identityScore = dot;
-    if (k < VIEWS.length && dot > wholeScore) [wholeView, wholeScore] = [k, dot];
+    if (!isCropView(k) && dot > wholeScore) [wholeView, wholeScore] = [k, dot];
     if (dot > score) [view, score] = [k, dot];
   }
   return { view, score, identityScore, whole: { view: wholeView, score: wholeScore, identityScore } };

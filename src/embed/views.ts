@@ -28,16 +28,32 @@ export const CROPS: readonly (readonly [number, number, number])[] = Object.free
  */
 export const CROP_MARGIN = 0.05;
 
-/** Views embedded per downstream image: 8 dihedral, then the crops. View k ≥ 8 is CROPS[k − 8]. */
-export const DOWNSTREAM_VIEWS = VIEWS.length + CROPS.length;
+/**
+ * Rotations (degrees, clockwise) of the downstream image on an expanded canvas, black corners
+ * kept and shrunk back to the input size: what `rotate(θ)` does by default in sharp, PIL
+ * (`expand=True`) and most editors. Such a copy of a test image carries 25–40% new pixels in its
+ * corners; against the nearest of these views it is a mild rotation.
+ */
+export const ROTATIONS: readonly number[] = Object.freeze([-20, -11, 11, 20]);
 
-/** The dihedral part of a view: the crops are of the image as it is (the verifier finds the crop itself). */
+const FIRST_ROTATION = VIEWS.length + CROPS.length;
+
+/** Views embedded per downstream image: 8 dihedral, the crops, then the rotations. */
+export const DOWNSTREAM_VIEWS = FIRST_ROTATION + ROTATIONS.length;
+
+/** The dihedral part of a view: crops and rotations are of the image as it is (the verifier finds them itself). */
 export const dihedralOf = (view: number): number => (view < VIEWS.length ? view : 0);
 
-/** A view's name in outputs: "rot90", "crop 0.5 at (0.25, 0)". */
+/** Whether a view shows only part of the image, so that a hit through it must clear the floor by CROP_MARGIN. */
+export const isCropView = (view: number): boolean => view >= VIEWS.length && view < FIRST_ROTATION;
+
+/** A view's name in outputs: "rot90", "crop 0.5 at (0.25, 0)", "rotate 11°". */
 export function viewName(view: number): string {
   const crop = CROPS[view - VIEWS.length];
-  return VIEWS[view] ?? (crop ? `crop ${crop[2]} at (${crop[0]}, ${crop[1]})` : String(view));
+  const rotation = ROTATIONS[view - FIRST_ROTATION];
+  if (VIEWS[view] !== undefined) return VIEWS[view]!;
+  if (crop && view < FIRST_ROTATION) return `crop ${crop[2]} at (${crop[0]}, ${crop[1]})`;
+  return rotation !== undefined ? `rotate ${rotation}°` : String(view);
 }
 
 const VIEW_BY_NAME = new Map(Array.from({ length: DOWNSTREAM_VIEWS }, (_, k) => [viewName(k), k]));
@@ -56,7 +72,7 @@ export const viewIndex = (name: string): number => VIEW_BY_NAME.get(name) ?? -1;
 export const TRIM = Object.freeze({ tolerance: 12, share: 0.97, minSide: 0.25 });
 
 /** The parameters of the model input beyond the card: part of a model id, so cached embeddings never mix. */
-export const INPUT_ID = `in-${createHash('sha1').update(JSON.stringify({ TRIM, CROPS })).digest('hex').slice(0, 8)}`;
+export const INPUT_ID = `in-${createHash('sha1').update(JSON.stringify({ TRIM, CROPS, ROTATIONS })).digest('hex').slice(0, 8)}`;
 
 /** Source pixel (x, y) for output pixel (i, j) of an n×n image under view k (rotations clockwise). */
 function sourceOf(k: number, n: number, i: number, j: number): [number, number] {
@@ -87,11 +103,37 @@ export function applyView<T extends Uint8Array | Float32Array>(pixels: T, n: num
   return out;
 }
 
-/** The model input of view k: a dihedral view, or a crop resized to n×n. */
+/** The model input of view k: a dihedral view, a crop resized to n×n, or a rotation on an expanded canvas. */
 export function modelView(rgb: Uint8Array, n: number, k: number): Uint8Array {
   if (k < VIEWS.length) return applyView(rgb, n, k);
+  if (k >= FIRST_ROTATION) return rotateExpanded(rgb, n, ROTATIONS[k - FIRST_ROTATION]!);
   const [x, y, side] = CROPS[k - VIEWS.length]!;
   return resizeBox(rgb, n, { left: x * n, top: y * n, width: side * n, height: side * n });
+}
+
+/** n×n RGB rotated clockwise by `degrees` on the canvas that holds all of it, black outside, resampled (bilinear) to n×n. */
+export function rotateExpanded(rgb: Uint8Array, n: number, degrees: number): Uint8Array {
+  const a = (degrees * Math.PI) / 180;
+  const cos = Math.cos(a), sin = Math.sin(a);
+  const grow = Math.abs(cos) + Math.abs(sin);
+  const centre = n / 2;
+  const out = new Uint8Array(n * n * 3);
+  const at = (x: number, y: number, c: number): number => (x < 0 || y < 0 || x >= n || y >= n ? 0 : rgb[(y * n + x) * 3 + c]!);
+  for (let j = 0; j < n; j++) {
+    for (let i = 0; i < n; i++) {
+      const u = (i + 0.5 - centre) * grow, v = (j + 0.5 - centre) * grow;
+      // Inverse of a clockwise rotation (y down): the source of output (u, v).
+      const x = cos * u + sin * v + centre - 0.5, y = -sin * u + cos * v + centre - 0.5;
+      const xi = Math.floor(x), yi = Math.floor(y);
+      const fx = x - xi, fy = y - yi;
+      for (let c = 0; c < 3; c++) {
+        const top = at(xi, yi, c) * (1 - fx) + at(xi + 1, yi, c) * fx;
+        const bottom = at(xi, yi + 1, c) * (1 - fx) + at(xi + 1, yi + 1, c) * fx;
+        out[(j * n + i) * 3 + c] = Math.round(top * (1 - fy) + bottom * fy);
+      }
+    }
+  }
+  return out;
 }
 
 /** The image with its uniform borders trimmed ({@link TRIM}), resized back to n×n; the same array when there are none. */

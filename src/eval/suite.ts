@@ -17,7 +17,7 @@ import { writeCsvFile } from '../report/csv.js';
 import { IMAGE_EXTENSIONS } from '../sources/list.js';
 import { mulberry32, shuffled } from '../util/rng.js';
 import { SILENT, type Progress } from '../util/progress-types.js';
-import { applyTransform, FAMILIES, type FamilyName } from './transforms.js';
+import { applyTransform, FAMILIES, NEEDS_BACKDROP, type FamilyName } from './transforms.js';
 
 /** How to build a suite. */
 export interface SuiteOptions {
@@ -172,6 +172,7 @@ export async function buildSuite(folder: string, o: SuiteOptions): Promise<Suite
   const p = o.progress ?? SILENT;
   const limit = pLimit(o.concurrency ?? availableParallelism());
   const res = o.resolution;
+  const backdrops = backdropPool(images, originals, folder, distractors, distractorFolder, families);
   const downNames = originals.map((rel, i) => `${pad(i + 1, String(originals.length).length)}-${res ? `${basename(rel, extname(rel))}.png` : basename(rel)}`);
   const downstreamDir = join(o.workDir, 'downstream');
   const upstreamDir = join(o.workDir, 'upstream');
@@ -187,7 +188,7 @@ export async function buildSuite(folder: string, o: SuiteOptions): Promise<Suite
   const written = await Promise.all(order.map((job, i) => limit(async (): Promise<Written> => {
     const stem = `u${pad(i + 1, width)}`;
     const name = job.kind === 'copy'
-      ? await writeCopy(folder, originals[job.original], job.family, o.seed, join(upstreamDir, stem), res)
+      ? await writeCopy(folder, originals[job.original], job.family, o.seed, join(upstreamDir, stem), res, backdrops)
       : await copyDistractor(distractorFolder, job.source, join(upstreamDir, stem), res);
     p.tick();
     return { name: basename(name), job };
@@ -198,16 +199,36 @@ export async function buildSuite(folder: string, o: SuiteOptions): Promise<Suite
   return suite;
 }
 
-async function writeCopy(folder: string, original: string, family: FamilyName, seed: number, stem: string, res: number | undefined): Promise<string> {
+/**
+ * Photos zoomphoto may paste a copy into: the folder's photos that are not originals (a backdrop
+ * that is an original would plant a second copy), else the distractors.
+ */
+function backdropPool(images: string[], originals: string[], folder: string, distractors: string[], distractorFolder: string, families: FamilyName[]): string[] {
+  if (!families.some((f) => NEEDS_BACKDROP.includes(f))) return [];
+  const taken = new Set(originals);
+  const spare = images.filter((rel) => !taken.has(rel)).map((rel) => join(folder, rel));
+  const pool = spare.length > 0 ? spare : distractorFolder === folder ? [] : distractors.map((rel) => join(distractorFolder, rel));
+  if (pool.length === 0) {
+    throw new ConfigError(`zoomphoto pastes each copy into another photo, and ${folder} holds no photo besides the ${originals.length} originals: lower --originals, add --distractors-from, or leave zoomphoto out`, 'E_CONFIG');
+  }
+  return pool;
+}
+
+async function writeCopy(folder: string, original: string, family: FamilyName, seed: number, stem: string, res: number | undefined, backdrops: string[]): Promise<string> {
   // Keyed by the original's path, so a bigger --originals leaves the existing copies unchanged.
   const rng = mulberry32(streamSeed(seed, `copy:${original}:${family}`));
   const bytes = await readPhoto(join(folder, original));
-  const result = await applyTransform(res ? await fitInside(bytes, res) : bytes, family, rng);
+  const backdrop = NEEDS_BACKDROP.includes(family) ? await readPhoto(pickBackdrop(backdrops, seed, original)) : undefined;
+  const result = await applyTransform(res ? await fitInside(bytes, res) : bytes, family, rng, { backdrop });
   const data = res && (await tooLarge(result.data, res)) ? await fitInside(result.data, res) : result.data;
   const path = `${stem}.${data === result.data ? result.ext : 'png'}`;
   await writeFile(path, data);
   return path;
 }
+
+/** The backdrop of an original's zoomphoto copy, from its own stream so the copy's other draws stay as they were. */
+const pickBackdrop = (pool: string[], seed: number, original: string): string =>
+  pool[Math.floor(mulberry32(streamSeed(seed, `backdrop:${original}`))() * pool.length)]!;
 
 async function copyDistractor(folder: string, source: string, stem: string, res: number | undefined): Promise<string> {
   const path = `${stem}${res ? '.png' : extname(source)}`;

@@ -31,6 +31,9 @@ export const FAMILIES = Object.freeze({
   blur: 'gaussian blur σ 1–2.5 for a 64-pixel image, scaled with the larger side',
   crop25: 'crop to ~25% of the area (aspect jittered ±15%) at a random position',
   combo2: 'crop to 50–80% of the area + colour shift + blur σ 0.5–1.5 (at 64 px) + JPEG quality 30–60',
+  zoomphoto: 'scale to 45–75% and paste at a random position into another photo of the folder (never an original), resized to the original size',
+  noise: 'additive gaussian noise, σ 8–20 per channel (of 255)',
+  pixelate: 'shrink to 25–45% of the side and enlarge back with nearest-neighbour sampling (blocky)',
 });
 
 /** One of the keys of {@link FAMILIES}. */
@@ -47,7 +50,9 @@ type Rng = () => number;
 interface Raw { data: Buffer; width: number; height: number }
 /** A built pipeline; `quality` set means the family's output is a lossy JPEG. */
 interface Plan { image: sharp.Sharp; params: Record<string, number | string>; quality?: number }
-type Op = (raw: Raw, rng: Rng) => Promise<Plan> | Plan;
+/** What a family may need besides the image: zoomphoto's backdrop photo. */
+export interface TransformContext { backdrop?: Buffer }
+type Op = (raw: Raw, rng: Rng, context: TransformContext) => Promise<Plan> | Plan;
 
 interface Rgb { r: number; g: number; b: number }
 const BLACK: Rgb = { r: 0, g: 0, b: 0 };
@@ -396,10 +401,46 @@ function combo2(raw: Raw, rng: Rng): Plan {
   return { image, params: { ...box, ...modulation, sigma, quality }, quality };
 }
 
+/** zoomout with a real photo around the copy: the test image is then a crop of a picture that is mostly something else. */
+async function zoomphoto(raw: Raw, rng: Rng, context: TransformContext): Promise<Plan> {
+  if (!context.backdrop) throw invalidOption('transform.backdrop', 'a photo to paste the copy into (zoomphoto)', 'none');
+  const scale = round3(uniform(rng, 0.45, 0.75));
+  const width = Math.max(1, Math.round(raw.width * scale));
+  const height = Math.max(1, Math.round(raw.height * scale));
+  const left = randomInt(rng, 0, raw.width - width);
+  const top = randomInt(rng, 0, raw.height - height);
+  const canvas = await toRaw(fromRaw(await decodeRgb(context.backdrop)).resize(raw.width, raw.height, { fit: 'cover' }));
+  paste(canvas, await toRaw(fromRaw(raw).resize(width, height, { fit: 'fill' })), left, top);
+  return { image: fromRaw(canvas), params: { scale, left, top, width, height } };
+}
+
+/** Box–Muller gaussian noise, the same σ on every channel. */
+function noise(raw: Raw, rng: Rng): Plan {
+  const sigma = round3(uniform(rng, 8, 20));
+  const data = Buffer.alloc(raw.data.length);
+  for (let i = 0; i < data.length; i++) {
+    const gauss = Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+    data[i] = clamp(Math.round(raw.data[i]! + sigma * gauss), 0, 255);
+  }
+  return { image: fromRaw({ ...raw, data }), params: { sigma } };
+}
+
+async function pixelate(raw: Raw, rng: Rng): Promise<Plan> {
+  const factor = round3(uniform(rng, 0.25, 0.45));
+  const width = Math.max(1, Math.round(raw.width * factor));
+  const height = Math.max(1, Math.round(raw.height * factor));
+  const small = await toRaw(fromRaw(raw).resize(width, height, { fit: 'fill' }));
+  return { image: fromRaw(small).resize(raw.width, raw.height, { fit: 'fill', kernel: 'nearest' }), params: { factor, width, height } };
+}
+
 const OPS: Readonly<Record<FamilyName, Op>> = Object.freeze({
   crop50, shift, rot90, rotsmall, squeeze, colour, grayscale, jpeg, mirror, combo,
   shiftfill, rotexpand, border, zoomout, perspective, overlay, blur, crop25, combo2,
+  zoomphoto, noise, pixelate,
 });
+
+/** Families that need a {@link TransformContext} field. */
+export const NEEDS_BACKDROP: readonly FamilyName[] = Object.freeze(['zoomphoto']);
 
 /**
  * Encodes deterministically: fixed settings, no metadata, baseline libjpeg-turbo (no mozjpeg
@@ -420,15 +461,16 @@ async function encode(plan: Plan): Promise<{ data: Buffer; ext: 'jpg' | 'png' }>
  *   and alpha dropped first.
  * @param family - which edit, one of {@link FAMILIES}.
  * @param rng - source of every random draw; the same seed state gives byte-identical output.
+ * @param context - zoomphoto's backdrop photo (encoded); other families ignore it.
  * @returns the encoded copy (PNG for lossless families, JPEG for `jpeg`, `combo` and `combo2`) and the
  *   parameters that were drawn.
- * @throws ConfigError for an unknown family.
+ * @throws ConfigError for an unknown family, or zoomphoto without a backdrop.
  */
-export async function applyTransform(input: Buffer, family: FamilyName, rng: () => number): Promise<TransformResult> {
+export async function applyTransform(input: Buffer, family: FamilyName, rng: () => number, context: TransformContext = {}): Promise<TransformResult> {
   if (!Object.hasOwn(FAMILIES, family)) {
     throw invalidOption('transform.family', `one of ${Object.keys(FAMILIES).join(', ')}`, family);
   }
   const raw = await decodeRgb(input);
-  const plan = await OPS[family](raw, rng);
+  const plan = await OPS[family](raw, rng, context);
   return { ...(await encode(plan)), params: plan.params };
 }

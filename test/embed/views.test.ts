@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { CROPS, DOWNSTREAM_VIEWS, INPUT_ID, dihedralOf, modelView, trimUniformBorder, uniformBorderBox, viewIndex, viewName } from '../../src/embed/views.js';
+import { CROPS, DOWNSTREAM_VIEWS, INPUT_ID, ROTATIONS, dihedralOf, isCropView, modelView, trimUniformBorder, uniformBorderBox, viewIndex, viewName } from '../../src/embed/views.js';
 import { loadModel } from '../../src/embed/model-card.js';
 import { FIXTURE_DOWNSTREAM } from '../helpers/corpus.js';
 import { join } from 'node:path';
@@ -36,7 +36,7 @@ describe('model input views', () => {
 
   it('embeds crops after the 8 dihedral views, and names them both ways', async () => {
     const original = await input(sharp(photo));
-    assert.equal(DOWNSTREAM_VIEWS, 8 + CROPS.length);
+    assert.equal(DOWNSTREAM_VIEWS, 8 + CROPS.length + ROTATIONS.length);
     const topLeftHalf = await input(sharp(await sharp(original, { raw: { width: N, height: N, channels: 3 } }).extract({ left: 0, top: 0, width: N / 2, height: N / 2 }).png().toBuffer()));
     const d = meanAbsDiff(modelView(original, N, 8), topLeftHalf);
     assert.ok(d < meanAbsDiff(modelView(original, N, 9), topLeftHalf) / 2 && d < meanAbsDiff(modelView(original, N, 16), topLeftHalf) / 2, `view 8 is the top-left half-side crop (${d.toFixed(1)} from it)`);
@@ -44,6 +44,23 @@ describe('model input views', () => {
     assert.equal(viewName(1), 'rot90');
     assert.equal(dihedralOf(3), 3);
     assert.equal(dihedralOf(12), 0);
+  });
+
+  it('ends with rotations on an expanded canvas, as sharp rotates with its default black background', async () => {
+    const original = await input(sharp(photo));
+    const first = 8 + CROPS.length;
+    for (let r = 0; r < ROTATIONS.length; r++) {
+      const angle = ROTATIONS[r]!;
+      const expected = await input(sharp(original, { raw: { width: N, height: N, channels: 3 } }).rotate(angle, { background: '#000000' }));
+      const own = meanAbsDiff(modelView(original, N, first + r), expected);
+      const other = meanAbsDiff(modelView(original, N, first + ((r + 1) % ROTATIONS.length)), expected);
+      assert.ok(own < 12 && own < other / 3, `rotate ${angle}°: ${own.toFixed(1)} from sharp's, ${other.toFixed(1)} for the next rotation`);
+      assert.equal(viewName(first + r), `rotate ${angle}°`);
+      assert.equal(dihedralOf(first + r), 0);
+      assert.equal(isCropView(first + r), false);
+    }
+    assert.equal(isCropView(8), true);
+    assert.equal(isCropView(7), false);
   });
 
   it('puts the input parameters into the model id, so embeddings made another way never mix', () => {

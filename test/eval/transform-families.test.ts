@@ -10,6 +10,8 @@ import { packageRoot } from '../../src/util/package-root.js';
 // The families added after the original ten; the ten are covered by test/fixtures/transforms.test.ts.
 const ORIGINAL = ['crop50', 'shift', 'rot90', 'rotsmall', 'squeeze', 'colour', 'grayscale', 'jpeg', 'mirror', 'combo'];
 const ADDED: FamilyName[] = ['shiftfill', 'rotexpand', 'border', 'zoomout', 'perspective', 'overlay', 'blur', 'crop25', 'combo2'];
+// Added with the held-out reports of missed edits: a real photo around the copy, sensor noise, pixelation.
+const LATER: FamilyName[] = ['zoomphoto', 'noise', 'pixelate'];
 const W = 120;
 const H = 80;
 
@@ -46,11 +48,11 @@ before(async () => {
   bright = await sharp(wide).linear(0.5, 120).png().toBuffer();
 });
 
-test('FAMILIES keeps the original ten first and adds the nine new families, each with a doc line', () => {
+test('FAMILIES keeps the original ten first, then the nine and the three added later, each with a doc line', () => {
   const names = Object.keys(FAMILIES);
-  assert.deepEqual(names, [...ORIGINAL, ...ADDED]);
+  assert.deepEqual(names, [...ORIGINAL, ...ADDED, ...LATER]);
   for (const [name, doc] of Object.entries(FAMILIES)) assert.match(doc, /^\S[^\n]+$/, name);
-  for (const name of ADDED) assert.match(FAMILIES[name], /\d+(\.\d+)?–\d+|~\d+/, `${name} states its range`);
+  for (const name of [...ADDED, ...LATER]) assert.match(FAMILIES[name], /\d+(\.\d+)?–\d+|~\d+/, `${name} states its range`);
 });
 
 test('the committed planted copies in fixtures/ regenerate byte for byte (the original families are unchanged)', async () => {
@@ -65,10 +67,10 @@ test('the committed planted copies in fixtures/ regenerate byte for byte (the or
 });
 
 test('every new family is deterministic, uses the promised encoding and output size', async () => {
-  for (const family of ADDED) {
-    const one = await applyTransform(wide, family, mulberry32(11));
-    const two = await applyTransform(wide, family, mulberry32(11));
-    const other = await applyTransform(wide, family, mulberry32(987));
+  for (const family of [...ADDED, ...LATER]) {
+    const one = await applyTransform(wide, family, mulberry32(11), { backdrop: big });
+    const two = await applyTransform(wide, family, mulberry32(11), { backdrop: big });
+    const other = await applyTransform(wide, family, mulberry32(987), { backdrop: big });
     assert.ok(one.data.equals(two.data), `${family} is deterministic`);
     assert.deepEqual(one.params, two.params, family);
     assert.ok(!one.data.equals(other.data), `${family} depends on the seed`);
@@ -307,5 +309,51 @@ test('combo2 crops to 50-80%, shifts colour, blurs and re-encodes as JPEG qualit
     assert.ok((hue >= 20 && hue <= 60) || (hue >= 300 && hue <= 340), `hue ${hue}`);
     const crop = await rgb(sharp(wide).extract({ left: Number(params.left), top: Number(params.top), width: out.width, height: out.height }));
     assert.ok(roughness(out) < roughness(crop), 'blurred');
+  }
+});
+
+test('zoomphoto pastes a 45-75% copy into the backdrop photo, which fills the rest of the frame', async () => {
+  const backdrop = await readFile(join(fixtures, 'downstream', 'test_07.png'));
+  const around = await rgb(sharp(backdrop).resize(W, H, { fit: 'cover' }));
+  for (const seed of [1, 2, 3, 4]) {
+    const { data, params } = await applyTransform(wide, 'zoomphoto', mulberry32(seed), { backdrop });
+    const out = await rgb(data);
+    assert.deepEqual([out.width, out.height], [W, H]);
+    const [left, top, width, height] = [params.left, params.top, params.width, params.height].map(Number);
+    assert.ok(width >= 0.45 * W - 1 && width <= 0.75 * W + 1 && left + width <= W && top + height <= H);
+    const small = await rgb(sharp(wide).resize(width, height, { fit: 'fill' }));
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const inside = x >= left && x < left + width && y >= top && y < top + height;
+        assert.deepEqual(pixel(out, x, y), inside ? pixel(small, x - left, y - top) : pixel(around, x, y), `${inside ? 'copy' : 'backdrop'} at ${x},${y}`);
+      }
+    }
+  }
+  await assert.rejects(applyTransform(wide, 'zoomphoto', mulberry32(1)), /backdrop/);
+});
+
+test('noise adds zero-mean gaussian noise of the drawn sigma', async () => {
+  const mid = await sharp(wide).linear(0.5, 64).png().toBuffer(); // away from 0 and 255, so nothing clips
+  const before = await rgb(mid);
+  for (const seed of [1, 2, 3]) {
+    const { data, params } = await applyTransform(mid, 'noise', mulberry32(seed));
+    const out = await rgb(data);
+    const diffs = [...out.data].map((v, i) => v - before.data[i]!);
+    const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
+    const sd = Math.sqrt(diffs.reduce((a, b) => a + (b - mean) ** 2, 0) / diffs.length);
+    const sigma = Number(params.sigma);
+    assert.ok(sigma >= 8 && sigma <= 20 && Math.abs(mean) < 0.5 && Math.abs(sd - sigma) < 0.1 * sigma, `σ ${sigma}: measured mean ${mean.toFixed(2)}, sd ${sd.toFixed(2)}`);
+  }
+});
+
+test('pixelate makes constant blocks of the shrunk side', async () => {
+  for (const seed of [1, 2, 3]) {
+    const { data, params } = await applyTransform(wide, 'pixelate', mulberry32(seed));
+    const out = await rgb(data);
+    const [factor, width] = [Number(params.factor), Number(params.width)];
+    assert.ok(factor >= 0.25 && factor <= 0.45);
+    // Distinct columns: one per block of the shrunk image, not one per pixel.
+    const columns = new Set(Array.from({ length: W }, (_, x) => Array.from({ length: H }, (_, y) => pixel(out, x, y).join()).join('|')));
+    assert.ok(columns.size <= width && columns.size >= width - 2, `${columns.size} distinct columns for ${width} blocks`);
   }
 });
