@@ -5,6 +5,7 @@
 import { ConfigError, EXIT, invalidOption } from '../errors.js';
 import type { CalibrationReport, EvalOptions, EvalReport, MethodMetrics } from '../eval/run.js';
 import type { OperatingPoint, PrecisionTarget } from '../eval/metrics.js';
+import type { FamilyName } from '../eval/transforms.js';
 import { createProgress } from './progress.js';
 import { FLAGS, type FlagSpec } from './flags.js';
 import { command, type Command, type CommandIO } from './command.js';
@@ -27,6 +28,7 @@ const EVAL_FLAGS: FlagSpec[] = [
   own('floor', 'floor', "cosine floor of the candidates (default: the model card's, as an audit uses)", '<x>'),
   own('k', 'k', 'candidates kept per upstream image (default 5)', '<n>'),
   own('work', 'work', 'build the suite and catalog here and keep them (default: a temporary folder, removed)', '<dir>'),
+  own('families', 'families', 'comma-separated transformation families to build copies of (default: all; see docs/usage.md)', '<list>'),
   own('write-card', 'writeCard', "store the P>=0.99 threshold, calibration and quality table in the model's card.json"),
   F.runtime, F.concurrency, F.batchSize, F.threads, F.json, F.quiet, F.help,
 ];
@@ -43,7 +45,9 @@ function optionalNumber(name: string, raw: unknown): number | undefined {
 function evalOptions(o: Parsed, io: CommandIO): EvalOptions {
   // The card's thresholds serve photos at their own size; a downscaled suite measures another regime.
   if (o.writeCard === true && o.resolution !== undefined) throw new ConfigError('--write-card calibrates the card on the photos as they are: drop --resolution (run that regime separately)', 'E_CONFIG');
+  if (o.writeCard === true && o.families !== undefined) throw new ConfigError('--write-card calibrates the card on every family: drop --families', 'E_CONFIG');
   return {
+    families: familyList(o.families),
     model: o.model as string | undefined,
     originals: optionalNumber('originals', o.originals),
     distractors: optionalNumber('distractors', o.distractors),
@@ -63,6 +67,14 @@ function evalOptions(o: Parsed, io: CommandIO): EvalOptions {
     quiet: o.quiet === true,
     progress: createProgress({ enabled: io.isTTY && o.quiet !== true }),
   };
+}
+
+/** Split only: the suite checks each name against the families before it builds anything. */
+function familyList(raw: unknown): FamilyName[] | undefined {
+  if (raw === undefined) return undefined;
+  const names = String(raw).split(',').map((f) => f.trim()).filter((f) => f !== '');
+  if (names.length === 0) throw invalidOption('families', 'a comma-separated list of families', raw);
+  return names as FamilyName[];
 }
 
 function verifySwitch(raw: unknown): 'on' | 'off' | undefined {

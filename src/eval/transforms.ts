@@ -34,6 +34,7 @@ export const FAMILIES = Object.freeze({
   zoomphoto: 'scale to 45–75% and paste at a random position into another photo of the folder (never an original), resized to the original size',
   noise: 'additive gaussian noise, σ 8–20 per channel (of 255)',
   pixelate: 'shrink to 25–45% of the side and enlarge back with nearest-neighbour sampling (blocky)',
+  rotinplace: 'rotate ±8–25° inside the same canvas (corners of the photo cut, black corners in), as torchvision and OpenCV do by default',
 });
 
 /** One of the keys of {@link FAMILIES}. */
@@ -414,6 +415,15 @@ async function zoomphoto(raw: Raw, rng: Rng, context: TransformContext): Promise
   return { image: fromRaw(canvas), params: { scale, left, top, width, height } };
 }
 
+/** The rotated image's centre at the original size: neither expanded (rotexpand) nor cropped clean of the corners (rotsmall). */
+async function rotinplace(raw: Raw, rng: Rng): Promise<Plan> {
+  const angle = round3(uniform(rng, 8, 25) * pick(rng, [1, -1]));
+  const rotated = await toRaw(fromRaw(raw).rotate(angle, { background: BLACK }));
+  const left = Math.floor((rotated.width - raw.width) / 2);
+  const top = Math.floor((rotated.height - raw.height) / 2);
+  return { image: fromRaw(rotated).extract({ left, top, width: raw.width, height: raw.height }), params: { angle } };
+}
+
 /** Box–Muller gaussian noise, the same σ on every channel. */
 function noise(raw: Raw, rng: Rng): Plan {
   const sigma = round3(uniform(rng, 8, 20));
@@ -436,7 +446,7 @@ async function pixelate(raw: Raw, rng: Rng): Promise<Plan> {
 const OPS: Readonly<Record<FamilyName, Op>> = Object.freeze({
   crop50, shift, rot90, rotsmall, squeeze, colour, grayscale, jpeg, mirror, combo,
   shiftfill, rotexpand, border, zoomout, perspective, overlay, blur, crop25, combo2,
-  zoomphoto, noise, pixelate,
+  zoomphoto, noise, pixelate, rotinplace,
 });
 
 /** Families that need a {@link TransformContext} field. */

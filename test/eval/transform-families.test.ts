@@ -10,8 +10,9 @@ import { packageRoot } from '../../src/util/package-root.js';
 // The families added after the original ten; the ten are covered by test/fixtures/transforms.test.ts.
 const ORIGINAL = ['crop50', 'shift', 'rot90', 'rotsmall', 'squeeze', 'colour', 'grayscale', 'jpeg', 'mirror', 'combo'];
 const ADDED: FamilyName[] = ['shiftfill', 'rotexpand', 'border', 'zoomout', 'perspective', 'overlay', 'blur', 'crop25', 'combo2'];
-// Added with the held-out reports of missed edits: a real photo around the copy, sensor noise, pixelation.
-const LATER: FamilyName[] = ['zoomphoto', 'noise', 'pixelate'];
+// Added with the held-out reports of missed edits: a real photo around the copy, sensor noise, pixelation,
+// rotation inside the same canvas (the default of torchvision's RandomRotation and OpenCV's warpAffine).
+const LATER: FamilyName[] = ['zoomphoto', 'noise', 'pixelate', 'rotinplace'];
 const W = 120;
 const H = 80;
 
@@ -48,7 +49,7 @@ before(async () => {
   bright = await sharp(wide).linear(0.5, 120).png().toBuffer();
 });
 
-test('FAMILIES keeps the original ten first, then the nine and the three added later, each with a doc line', () => {
+test('FAMILIES keeps the original ten first, then the nine and the four added later, each with a doc line', () => {
   const names = Object.keys(FAMILIES);
   assert.deepEqual(names, [...ORIGINAL, ...ADDED, ...LATER]);
   for (const [name, doc] of Object.entries(FAMILIES)) assert.match(doc, /^\S[^\n]+$/, name);
@@ -355,5 +356,19 @@ test('pixelate makes constant blocks of the shrunk side', async () => {
     // Distinct columns: one per block of the shrunk image, not one per pixel.
     const columns = new Set(Array.from({ length: W }, (_, x) => Array.from({ length: H }, (_, y) => pixel(out, x, y).join()).join('|')));
     assert.ok(columns.size <= width && columns.size >= width - 2, `${columns.size} distinct columns for ${width} blocks`);
+  }
+});
+
+test('rotinplace keeps the size, the centre of the photo, and black corners', async () => {
+  for (const seed of [1, 2, 3]) {
+    const { data, params } = await applyTransform(bright, 'rotinplace', mulberry32(seed));
+    const out = await rgb(data);
+    const angle = Math.abs(Number(params.angle));
+    assert.deepEqual([out.width, out.height], [W, H]);
+    assert.ok(angle >= 8 && angle <= 25);
+    for (const [x, y] of [[0, 0], [W - 1, 0], [0, H - 1], [W - 1, H - 1]] as const) assert.ok(Math.max(...pixel(out, x, y)) < 40, `black corner at ${x},${y}`);
+    const src = await rgb(bright);
+    const centre = pixel(out, W / 2, H / 2), before = pixel(src, W / 2, H / 2);
+    assert.ok(centre.every((v, c) => Math.abs(v - before[c]!) < 60), `centre kept: ${centre} vs ${before}`);
   }
 });
