@@ -10,7 +10,7 @@ per-image random parameters drawn from one torch.Generator on the batch's device
   fill       what shows where the map leaves the source: black, white, grey, a random colour, the
              replicated edge, the photo blurred under it, smooth colour noise, or another photo;
   overlay    text (pre-rendered masks, see text_bank) and semi-transparent box/disc logos;
-  colour     brightness/contrast/saturation/hue, grayscale; blur with a per-image sigma;
+  colour     brightness/contrast/saturation/hue, grayscale; blur with a per-image sigma; gaussian noise;
   resolution down to 16-48 px and back, per view and (in train_v2.py) per pair.
 
 JPEG is not a torch op: train_v2.py keeps re-encoded copies of every photo (a bank made once at
@@ -34,12 +34,12 @@ LOWRES_SIZES = (16, 20, 24, 32, 32, 32, 40, 48)
 
 VIEWS = {
     # The mild view is the 'original' side of a pair: mostly whole, lightly edited.
-    'mild': dict(area=(0.55, 1.0), aspect=(0.75, 1.33), p_rot=0.1, rot=10, p_expand=0.3, p_persp=0.05,
+    'mild': dict(area=(0.55, 1.0), aspect=(0.75, 1.33), p_rot=0.1, rot=10, p_expand=0.3, p_inplace=0.2, p_noise=0.05, p_persp=0.05,
                  persp=(0.02, 0.06), canvas=(0.85, 0.05, 0.05, 0.05),
                  fills=(0.4, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05, 0.0), p_overlay=0.05, p_color=0.5, color=0.3,
                  hue=0.08, p_gray=0.05, p_blur=0.1, blur=(0.3, 1.0), p_down=0.1),
     # The hard view covers every family of the eval and their combinations.
-    'hard': dict(area=(0.2, 1.0), aspect=(0.5, 2.0), p_rot=0.35, rot=25, p_expand=0.5, p_persp=0.2,
+    'hard': dict(area=(0.2, 1.0), aspect=(0.5, 2.0), p_rot=0.35, rot=25, p_expand=0.4, p_inplace=0.25, p_noise=0.15, p_persp=0.2,
                  persp=(0.03, 0.14), canvas=(0.4, 0.2, 0.2, 0.2),
                  fills=(0.25, 0.15, 0.1, 0.15, 0.1, 0.1, 0.1, 0.05), p_overlay=0.2, p_color=0.8, color=0.4,
                  hue=0.17, p_gray=0.2, p_blur=0.3, blur=(0.3, 2.5), p_down=0.2),
@@ -48,7 +48,7 @@ VIEWS = {
 # Held-out families (names as in src/eval/transforms.ts where they exist there).
 FAMILIES = ('crop50', 'crop25', 'shift', 'shiftfill', 'rotsmall', 'rotexpand', 'border', 'zoomout',
             'perspective', 'overlay', 'blur', 'colour', 'grayscale', 'jpeg', 'combo', 'combo2',
-            'lowres32', 'cifar')
+            'lowres32', 'cifar', 'rotinplace', 'noise', 'pixelate')
 # Families whose copy starts from the JPEG bank; 'cifar' is matched against 32-px references.
 JPEG_FAMILIES = ('jpeg', 'combo', 'combo2')
 
@@ -109,13 +109,17 @@ def crop_map(d, area, aspect, min_area=None):
     return affine(sx, torch.zeros_like(sx), cx, torch.zeros_like(sx), sy, cy)
 
 
-def rotation_map(d, lo, hi, expand):
-    """Rotate by lo..hi degrees either way; expand: whole rotated image shrunk to fit (black
-    corners), else the inscribed centre blown up (corners cut), as rotexpand / rotsmall."""
+ROTATE = ('inscribed', 'expand', 'inplace')
+
+
+def rotation_map(d, lo, hi, mode):
+    """Rotate by lo..hi degrees either way. mode (ROTATE index per image): the inscribed centre
+    blown up (corners cut, rotsmall), the whole rotated image shrunk to fit (black corners,
+    rotexpand), or the same canvas (corners cut and black corners in, rotinplace)."""
     angle = d.u(lo, hi) * d.sign() * math.pi / 180
     c, s = torch.cos(angle), torch.sin(angle)
     k = c.abs() + s.abs()
-    k = torch.where(expand, k, 1 / k)
+    k = torch.where(mode == 1, k, torch.where(mode == 0, 1 / k, torch.ones_like(k)))
     zero = torch.zeros_like(c)
     return affine(c * k, s * k, zero, -s * k, c * k, zero)
 
@@ -198,6 +202,23 @@ def fill_images(x, kind, d):
         if bool(on.any()):
             out = torch.where(on.view(n, 1, 1, 1), make(), out)
     return out
+
+
+def noisy(x, on, sigma, d):
+    """Additive gaussian noise of per-image sigma where on (sensor noise, re-photographed copies)."""
+    noise = torch.randn(x.shape, generator=d.g, device=x.device) * sigma.view(-1, 1, 1, 1)
+    return x + noise * on.view(-1, 1, 1, 1)
+
+
+def pixelated(x, factor):
+    """Down to factor of the side (area) and back up with nearest-neighbour blocks, per image."""
+    h, w = x.shape[-2:]
+    out = []
+    for i in range(x.shape[0]):
+        side = max(1, int(round(h * float(factor[i]))))
+        small = F.interpolate(x[i:i + 1], size=(side, side), mode='area')
+        out.append(F.interpolate(small, size=(h, w), mode='nearest'))
+    return torch.cat(out)
 
 
 def smooth_noise(n, cells, size, d):
@@ -319,7 +340,8 @@ class Augmenter:
         # content, which only adds noise: those two get crops of at least 60% of the area.
         shrinks = (canvas == 2) | (canvas == 3)
         m = crop_map(d, s['area'], s['aspect'], torch.where(shrinks, 0.6, 0.0))
-        m = m @ select(d.bern(s['p_rot']), rotation_map(d, 0, s['rot'], d.bern(s['p_expand'])))
+        inplace, expand = s['p_inplace'], s['p_expand']
+        m = m @ select(d.bern(s['p_rot']), rotation_map(d, 0, s['rot'], d.choice((1 - inplace - expand, expand, inplace))))
         m = m @ select(d.bern(s['p_persp']), perspective_map(d, *s['persp']))
         m = m @ select(canvas == 1, shift_map(d, 0.05, 0.3))
         m = m @ select(canvas == 2, border_map(d, 0.03, 0.25))
@@ -332,6 +354,7 @@ class Augmenter:
         x = torch.where(d.bern(s['p_gray']).view(n, 1, 1, 1), gray(x).expand(-1, 3, -1, -1), x)
         x = self.blur(x, d.bern(s['p_blur']), d.u(*s['blur']))
         x = self.lowres(x, d.bern(s['p_down']), d.choice([1] * len(LOWRES_SIZES)))
+        x = noisy(x, d.bern(s['p_noise']), d.u(2 / 255, 20 / 255), d)
         return x.clamp(0, 1)
 
     def family(self, x, name, g):
@@ -350,8 +373,9 @@ class Augmenter:
         elif name == 'shiftfill':
             fill = torch.tensor([1, 2, 3, 4, 5], device=x.device)[d.choice((1, 1, 1, 1, 1))]
             x = self.warp(x, shift_map(d, 0.1, 0.2), fill, d)
-        elif name in ('rotsmall', 'rotexpand'):
-            x = self.warp(x, rotation_map(d, 8, 25, yes & (name == 'rotexpand')), black, d)
+        elif name in ('rotsmall', 'rotexpand', 'rotinplace'):
+            mode = torch.full((n,), ('rotsmall', 'rotexpand', 'rotinplace').index(name), device=x.device)
+            x = self.warp(x, rotation_map(d, 8, 25, mode), black, d)
         elif name == 'border':
             fill = torch.tensor([0, 1, 3], device=x.device)[d.choice((1, 1, 1))]
             x = self.warp(x, border_map(d, 0.05, 0.2), fill, d)
@@ -368,6 +392,10 @@ class Augmenter:
             x = gray(x).expand(-1, 3, -1, -1)
         elif name == 'jpeg':
             x = self.lowres(x, yes, d.choice((1, 1, 1)), sizes=(32, 40, 48))
+        elif name == 'noise':
+            x = noisy(x, yes, d.u(8 / 255, 20 / 255), d)
+        elif name == 'pixelate':
+            x = pixelated(x, d.u(0.25, 0.45))
         elif name == 'lowres32':
             x = self.lowres(x, yes, torch.zeros(n, dtype=torch.long, device=x.device), sizes=(32,))
         if name in ('colour', 'combo', 'combo2', 'cifar'):
