@@ -38,8 +38,14 @@ export const ROTATIONS: readonly number[] = Object.freeze([-20, -11, 11, 20]);
 
 const FIRST_ROTATION = VIEWS.length + CROPS.length;
 
-/** Views embedded per downstream image: 8 dihedral, the crops, then the rotations. */
-export const DOWNSTREAM_VIEWS = FIRST_ROTATION + ROTATIONS.length;
+/**
+ * The last view: the image in grayscale (Rec. 601 luma in all three channels). A grayscale copy
+ * then meets its original in kind, and a hue-rotated one meets a version without the hue.
+ */
+export const GRAY_VIEW = FIRST_ROTATION + ROTATIONS.length;
+
+/** Views embedded per downstream image: 8 dihedral, the crops, the rotations, then grayscale. */
+export const DOWNSTREAM_VIEWS = GRAY_VIEW + 1;
 
 /** The dihedral part of a view: crops and rotations are of the image as it is (the verifier finds them itself). */
 export const dihedralOf = (view: number): number => (view < VIEWS.length ? view : 0);
@@ -53,6 +59,7 @@ export function viewName(view: number): string {
   const rotation = ROTATIONS[view - FIRST_ROTATION];
   if (VIEWS[view] !== undefined) return VIEWS[view]!;
   if (crop && view < FIRST_ROTATION) return `crop ${crop[2]} at (${crop[0]}, ${crop[1]})`;
+  if (view === GRAY_VIEW) return 'grayscale';
   return rotation !== undefined ? `rotate ${rotation}°` : String(view);
 }
 
@@ -72,7 +79,7 @@ export const viewIndex = (name: string): number => VIEW_BY_NAME.get(name) ?? -1;
 export const TRIM = Object.freeze({ tolerance: 12, share: 0.97, minSide: 0.25 });
 
 /** The parameters of the model input beyond the card: part of a model id, so cached embeddings never mix. */
-export const INPUT_ID = `in-${createHash('sha1').update(JSON.stringify({ TRIM, CROPS, ROTATIONS })).digest('hex').slice(0, 8)}`;
+export const INPUT_ID = `in-${createHash('sha1').update(JSON.stringify({ TRIM, CROPS, ROTATIONS, gray: GRAY_VIEW })).digest('hex').slice(0, 8)}`;
 
 /** Source pixel (x, y) for output pixel (i, j) of an n×n image under view k (rotations clockwise). */
 function sourceOf(k: number, n: number, i: number, j: number): [number, number] {
@@ -106,9 +113,17 @@ export function applyView<T extends Uint8Array | Float32Array>(pixels: T, n: num
 /** The model input of view k: a dihedral view, a crop resized to n×n, or a rotation on an expanded canvas. */
 export function modelView(rgb: Uint8Array, n: number, k: number): Uint8Array {
   if (k < VIEWS.length) return applyView(rgb, n, k);
+  if (k === GRAY_VIEW) return grayscale(rgb);
   if (k >= FIRST_ROTATION) return rotateExpanded(rgb, n, ROTATIONS[k - FIRST_ROTATION]!);
   const [x, y, side] = CROPS[k - VIEWS.length]!;
   return resizeBox(rgb, n, { left: x * n, top: y * n, width: side * n, height: side * n });
+}
+
+/** RGB with each pixel's Rec. 601 luma in all three channels. */
+export function grayscale(rgb: Uint8Array): Uint8Array {
+  const out = new Uint8Array(rgb.length);
+  for (let p = 0; p < rgb.length; p += 3) out.fill(Math.round(0.299 * rgb[p]! + 0.587 * rgb[p + 1]! + 0.114 * rgb[p + 2]!), p, p + 3);
+  return out;
 }
 
 /** n×n RGB rotated clockwise by `degrees` on the canvas that holds all of it, black outside, resampled (bilinear) to n×n. */

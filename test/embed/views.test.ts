@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { CROPS, DOWNSTREAM_VIEWS, INPUT_ID, ROTATIONS, dihedralOf, isCropView, modelView, trimUniformBorder, uniformBorderBox, viewIndex, viewName } from '../../src/embed/views.js';
+import { CROPS, DOWNSTREAM_VIEWS, GRAY_VIEW, INPUT_ID, ROTATIONS, dihedralOf, isCropView, modelView, trimUniformBorder, uniformBorderBox, viewIndex, viewName } from '../../src/embed/views.js';
 import { loadModel } from '../../src/embed/model-card.js';
 import { FIXTURE_DOWNSTREAM } from '../helpers/corpus.js';
 import { join } from 'node:path';
@@ -36,7 +36,7 @@ describe('model input views', () => {
 
   it('embeds crops after the 8 dihedral views, and names them both ways', async () => {
     const original = await input(sharp(photo));
-    assert.equal(DOWNSTREAM_VIEWS, 8 + CROPS.length + ROTATIONS.length);
+    assert.equal(DOWNSTREAM_VIEWS, 8 + CROPS.length + ROTATIONS.length + 1);
     const topLeftHalf = await input(sharp(await sharp(original, { raw: { width: N, height: N, channels: 3 } }).extract({ left: 0, top: 0, width: N / 2, height: N / 2 }).png().toBuffer()));
     const d = meanAbsDiff(modelView(original, N, 8), topLeftHalf);
     assert.ok(d < meanAbsDiff(modelView(original, N, 9), topLeftHalf) / 2 && d < meanAbsDiff(modelView(original, N, 16), topLeftHalf) / 2, `view 8 is the top-left half-side crop (${d.toFixed(1)} from it)`);
@@ -61,6 +61,21 @@ describe('model input views', () => {
     }
     assert.equal(isCropView(8), true);
     assert.equal(isCropView(7), false);
+  });
+
+  it('ends with a grayscale view, equal to what sharp makes of the image in grayscale', async () => {
+    const original = await input(sharp(photo));
+    const ours = modelView(original, N, GRAY_VIEW);
+    const luma = new Uint8Array(await sharp(original, { raw: { width: N, height: N, channels: 3 } }).grayscale().raw().toBuffer());
+    assert.equal(luma.length * 3, ours.length);
+    for (let p = 0; p < ours.length; p += 3) assert.ok(ours[p] === ours[p + 1] && ours[p] === ours[p + 2], 'one value in all three channels');
+    const fromSharp = meanAbsDiff(ours.filter((_, i) => i % 3 === 0), luma);
+    assert.ok(fromSharp < 3, `${fromSharp.toFixed(2)} from sharp's grayscale`);
+    assert.ok(meanAbsDiff(ours, original) > 5, 'and not the colour image');
+    assert.equal(viewName(GRAY_VIEW), 'grayscale');
+    assert.equal(GRAY_VIEW, DOWNSTREAM_VIEWS - 1);
+    assert.equal(dihedralOf(GRAY_VIEW), 0);
+    assert.equal(isCropView(GRAY_VIEW), false);
   });
 
   it('puts the input parameters into the model id, so embeddings made another way never mix', () => {
