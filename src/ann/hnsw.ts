@@ -149,7 +149,7 @@ function rescore(index: DownstreamIndex, ids: number[], query: Float32Array, flo
 
 interface Scored { view: number; score: number; identityScore: number }
 
-/** The best view of one downstream image for a query, and the best of its dihedral views (the whole image). */
+/** The best view of one downstream image for a query, and the best of its whole-image views (all but the crops). */
 function bestView(index: DownstreamIndex, id: number, q: Float32Array): Scored & { whole: Scored } {
   const v = index.vectors.get(id)!;
   const d = index.dims;
