@@ -92,12 +92,13 @@ def training_facts(ck, tcfg):
         'data': f"{photos.get('train', '?')} train photos from {tcfg['data']} (64x64), "
                 f"{photos.get('held_out', tcfg['holdout'])} more held out for the log; never val/",
         'framework': f"PyTorch {ck.get('torch', '?')} on {ck.get('device', '?')}",
-        'warm_start': tcfg['init'],
+        'warm_start': tcfg['init'] + (f" (sha256 {tcfg['init_sha256'][:12]})" if tcfg.get('init_sha256') else ''),
         'recipe': {k: tcfg[k] for k in ('batch', 'steps', 'lr', 'min_lr', 'weight_decay', 'warmup', 'temperature',
                                         'koleo', 'clip', 'queue', 'queue_start', 'p_lowres_pair', 'p_jpeg_mild',
                                         'p_jpeg_hard', 'amp', 'seed') if k in tcfg},
-        'loss': 'symmetric InfoNCE over 2N views plus a FIFO queue of past descriptors as extra negatives '
-                '(T=temperature) + koleo * KoLeo entropy term',
+        'loss': 'symmetric InfoNCE over 2N views' + (' plus a FIFO queue of past descriptors as extra negatives'
+                                                      if tcfg.get('queue') else ' (in-batch negatives)')
+                + ' (T=temperature) + koleo * KoLeo entropy term',
         'augmentations': 'training/augment_v2.py (mild view + hard view; JPEG from re-encoded banks; '
                          'pair-level downscale to 16-48 px with p_lowres_pair)',
         'steps_seen': ck['step'],

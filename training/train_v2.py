@@ -16,6 +16,7 @@ is a seeded permutation per epoch, so a resumed run draws what the killed one wo
 `steps: "auto"` fixes the step count from the speed measured during warm-up and the time budget.
 """
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -200,6 +201,9 @@ def build_model(cfg, device, log):
     init = cfg['init']
     if init and init.endswith('.onnx'):
         state = onnx_state_dict(init)
+        # The file may be replaced by this run's own export later: the card names the weights by hash.
+        with open(init, 'rb') as f:
+            cfg['init_sha256'] = hashlib.sha256(f.read()).hexdigest()
     elif init:
         state = torch.load(init, map_location='cpu', weights_only=False)['model']
     else:
@@ -209,7 +213,7 @@ def build_model(cfg, device, log):
     model = ViT(heads=cfg['heads'], **arch)
     if state is not None:
         model.load_state_dict(state)
-        log(dict(warm_start=init))
+        log(dict(warm_start=init, sha256=cfg.get('init_sha256')))
     return model.to(device)
 
 
