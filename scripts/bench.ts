@@ -21,7 +21,7 @@ import { EF_SEARCH, HNSW_PARAMS } from '../src/ann/hnsw.js';
 import { decodeImage } from '../src/scan/decode.js';
 import { createRuntime } from '../src/embed/backend/index.js';
 import { loadModel } from '../src/embed/model-card.js';
-import { writeNormalised } from '../src/embed/views.js';
+import { DOWNSTREAM_VIEWS, writeNormalised } from '../src/embed/views.js';
 import { defaultModelDir, packageRoot } from '../src/util/package-root.js';
 import { mulberry32 } from '../src/util/rng.js';
 
@@ -143,7 +143,7 @@ function child<T>(call: string): Promise<T & { seconds: number; cpuSeconds: numb
   });
 }
 
-/** The downstream side once: embedded in 8 views and indexed, shared read-only by every audit. */
+/** The downstream side once: embedded in all its views and indexed, shared read-only by every audit. */
 function prepareChild(down: string, db: string) {
   return child<{ images: number }>(`m.prepare({ downstream: [${JSON.stringify(down)}], db: ${JSON.stringify(db)} })`);
 }
@@ -184,8 +184,8 @@ async function main() {
   const reused = existsSync(downDb);
   const prep = await prepareChild(downDir, downDb);
   console.log(reused
-    ? `downstream: ${prep.images} jpg64 images × 8 views, prepared by an earlier run (${downDb}; delete it to measure the preparation)\n`
-    : `downstream: ${prep.images} jpg64 images × 8 views prepared once in ${prep.seconds.toFixed(1)} s (${fmt((prep.images * 8) / prep.seconds)} views/s), peak RSS ${fmt(prep.maxRssMB)} MB\n`);
+    ? `downstream: ${prep.images} jpg64 images × ${DOWNSTREAM_VIEWS} views, prepared by an earlier run (${downDb}; delete it to measure the preparation)\n`
+    : `downstream: ${prep.images} jpg64 images × ${DOWNSTREAM_VIEWS} views prepared once in ${prep.seconds.toFixed(1)} s (${fmt((prep.images * DOWNSTREAM_VIEWS) / prep.seconds)} views/s), peak RSS ${fmt(prep.maxRssMB)} MB\n`);
 
   console.log('| input | runtime | verify | upstream | decode-only img/s | embed-only img/s | audit img/s (whole run) | audit img/s (upstream side) | limit img/s | limit ratio | peak RSS MB | candidates | verify pairs/s | CPU: verify / decode+model / rest |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
