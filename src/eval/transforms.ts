@@ -278,16 +278,25 @@ async function backdrop(rng: Rng, width: number, height: number): Promise<Raw> {
   return coarse;
 }
 
-async function zoomout(raw: Raw, rng: Rng): Promise<Plan> {
+/** Where zoomout and zoomphoto paste the copy: scaled to 45–75%, anywhere inside the original's frame. */
+function insetPlacement(raw: Raw, rng: Rng): { scale: number; left: number; top: number; width: number; height: number } {
   const scale = round3(uniform(rng, 0.45, 0.75));
   const width = Math.max(1, Math.round(raw.width * scale));
   const height = Math.max(1, Math.round(raw.height * scale));
-  const left = randomInt(rng, 0, raw.width - width);
-  const top = randomInt(rng, 0, raw.height - height);
+  return { scale, left: randomInt(rng, 0, raw.width - width), top: randomInt(rng, 0, raw.height - height), width, height };
+}
+
+/** The copy shrunk to its placement and pasted onto `canvas` (original-size) in place. */
+async function pasteInset(canvas: Raw, raw: Raw, at: ReturnType<typeof insetPlacement>): Promise<void> {
+  paste(canvas, await toRaw(fromRaw(raw).resize(at.width, at.height, { fit: 'fill' })), at.left, at.top);
+}
+
+async function zoomout(raw: Raw, rng: Rng): Promise<Plan> {
+  const at = insetPlacement(raw, rng);
   const solid = rng() < 0.5 ? solidFill(rng) : undefined;
   const canvas = solid ? solidRaw(raw.width, raw.height, solid) : await backdrop(rng, raw.width, raw.height);
-  paste(canvas, await toRaw(fromRaw(raw).resize(width, height, { fit: 'fill' })), left, top);
-  return { image: fromRaw(canvas), params: { scale, left, top, width, height, background: solid ? hex(solid) : 'noise' } };
+  await pasteInset(canvas, raw, at);
+  return { image: fromRaw(canvas), params: { ...at, background: solid ? hex(solid) : 'noise' } };
 }
 
 type Point = [number, number];
@@ -405,14 +414,10 @@ function combo2(raw: Raw, rng: Rng): Plan {
 /** zoomout with a real photo around the copy: the test image is then a crop of a picture that is mostly something else. */
 async function zoomphoto(raw: Raw, rng: Rng, context: TransformContext): Promise<Plan> {
   if (!context.backdrop) throw invalidOption('transform.backdrop', 'a photo to paste the copy into (zoomphoto)', 'none');
-  const scale = round3(uniform(rng, 0.45, 0.75));
-  const width = Math.max(1, Math.round(raw.width * scale));
-  const height = Math.max(1, Math.round(raw.height * scale));
-  const left = randomInt(rng, 0, raw.width - width);
-  const top = randomInt(rng, 0, raw.height - height);
+  const at = insetPlacement(raw, rng);
   const canvas = await toRaw(fromRaw(await decodeRgb(context.backdrop)).resize(raw.width, raw.height, { fit: 'cover' }));
-  paste(canvas, await toRaw(fromRaw(raw).resize(width, height, { fit: 'fill' })), left, top);
-  return { image: fromRaw(canvas), params: { scale, left, top, width, height } };
+  await pasteInset(canvas, raw, at);
+  return { image: fromRaw(canvas), params: { ...at } };
 }
 
 /** The rotated image's centre at the original size: neither expanded (rotexpand) nor cropped clean of the corners (rotsmall). */
