@@ -57,7 +57,9 @@ async function withSession<T>(command: string, options: ResolvedOptions, fn: (s:
 async function embedSide(s: Session, sourceIds: number[], views: number, label: string, p: Progress, afterCommit?: (lastId: number) => void, planes?: EmbedStageOptions['planes']) {
   const runtime = await s.runtime();
   p.start(label, undefined);
-  const r = await runEmbed(s.catalog, s.model, runtime, { sourceIds, views, batchSize: s.options.batchSize, concurrency: s.options.concurrency, afterCommit, planes }, p);
+  // The upstream side (one view) also embeds the picture found pasted into an image, if any.
+  const insets = views === 1;
+  const r = await runEmbed(s.catalog, s.model, runtime, { sourceIds, views, insets, batchSize: s.options.batchSize, concurrency: s.options.concurrency, afterCommit, planes }, p);
   p.done(`${r.decoded} decoded, ${r.failed} failed, ${r.embedded} embedded, ${r.reused} reused`);
   return r;
 }

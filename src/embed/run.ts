@@ -4,13 +4,15 @@ import { decodeImage, readImage, type ReadResult } from '../scan/decode.js';
 import type { Progress } from '../util/progress-types.js';
 import type { LoadedModel } from './model-card.js';
 import type { EmbedRuntime, EncodedImage } from './runtime.js';
-import { viewBatch } from './views.js';
+import { modelBatch, type Box } from './views.js';
 import { lumaOfRgb } from '../verify/luma.js';
 
 export interface EmbedStageOptions {
   sourceIds: number[];
-  /** 1 for the upstream side, 8 for downstream (all dihedral views). */
+  /** 1 for the upstream side, DOWNSTREAM_VIEWS for downstream. */
   views: number;
+  /** The upstream side: also search each image for a picture pasted into it and embed that (inset.ts). */
+  insets?: boolean;
   batchSize: number;
   concurrency: number;
   /** Called after each page commits, with the page's last image id (pages commit in id order); the next page waits for what it returns. */
@@ -32,6 +34,9 @@ export interface EmbedStageResult { decoded: number; failed: number; embedded: n
 const PREFETCH = 2;
 /** Pages embedding at once: one fills the runtime's sessions, a second keeps them fed across a commit. */
 const IN_FLIGHT = 2;
+
+/** What each page's model work is: views per image, whether to search insets, images per model batch, planes wanted. */
+interface EmbedPlan { views: number; insets: boolean; batchImages: number; wantPlanes: boolean }
 
 interface DecodedItem { item: WorkItem; result: Awaited<ReturnType<typeof decodeImage>> }
 interface ReadItem { item: WorkItem; read: ReadResult }
@@ -71,8 +76,9 @@ export async function runEmbed(catalog: Catalog, model: LoadedModel, runtime: Em
     progress.tick(page.ok.length + page.failed.length);
   };
   const wantPlanes = o.planes !== undefined;
-  if (runtime.decodeAndEmbed) await pump(readStage(catalog, model, runtime, o.views, batchImages, limit, wantPlanes), fetchPage, commit);
-  else await pump(decodeStage(catalog, model, runtime, o.views, batchImages, limit, wantPlanes), fetchPage, commit);
+  const plan: EmbedPlan = { views: o.views, insets: o.insets === true, batchImages, wantPlanes };
+  if (runtime.decodeAndEmbed) await pump(readStage(catalog, model, runtime, plan, limit), fetchPage, commit);
+  else await pump(decodeStage(catalog, model, runtime, plan, limit), fetchPage, commit);
   return result;
 }
 
@@ -103,11 +109,11 @@ async function pump<T>(stage: Stage<T>, fetchPage: () => WorkItem[], done: (page
 }
 
 /** The caller decodes (main thread, libvips' pool), the runtime only runs the model. */
-function decodeStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, limit: ReturnType<typeof pLimit>, wantPlanes: boolean): Stage<DecodedItem> {
+function decodeStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, plan: EmbedPlan, limit: ReturnType<typeof pLimit>): Stage<DecodedItem> {
   const size = model.card.input.size;
   return {
     prepare: (page) => Promise.all(page.map((item) => limit(async (): Promise<DecodedItem> => ({ item, result: await decodeImage(item, { size }) })))),
-    embed: (decoded) => embedPage(catalog, model, runtime, views, batchImages, decoded, wantPlanes),
+    embed: (decoded) => embedPage(catalog, model, runtime, plan, decoded),
   };
 }
 
@@ -117,17 +123,18 @@ function decodeStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime
  * Pages are read when they are sent, not ahead: reads are fast and synchronous for files, and
  * encoded bytes (megabytes per camera photo) are then held only for the pages in flight.
  */
-function readStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, limit: ReturnType<typeof pLimit>, wantPlanes: boolean): Stage<WorkItem> {
+function readStage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, plan: EmbedPlan, limit: ReturnType<typeof pLimit>): Stage<WorkItem> {
   return {
     prepare: async (page) => page,
     embed: async (page) => {
       const reads = await Promise.all(page.map((item) => limit(async (): Promise<ReadItem> => ({ item, read: await readImage(item) }))));
-      return embedReadPage(catalog, model, runtime, views, batchImages, reads, wantPlanes);
+      return embedReadPage(catalog, model, runtime, plan, reads);
     },
   };
 }
 
-async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, reads: ReadItem[], wantPlanes: boolean): Promise<EmbeddedPage> {
+async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, plan: EmbedPlan, reads: ReadItem[]): Promise<EmbeddedPage> {
+  const { views, batchImages, wantPlanes } = plan;
   const failed: FailedResult[] = [];
   const readable: { item: WorkItem; hash: string; image: EncodedImage }[] = [];
   const fresh = new Set<string>();
@@ -143,14 +150,17 @@ async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: Embe
   // The first copy of a hash in the page is embedded; the others are decoded for their size only.
   for (const r of readable) r.image.embed = fresh.delete(r.hash);
   const chunks = Array.from({ length: Math.ceil(readable.length / batchImages) }, (_, b) => readable.slice(b * batchImages, (b + 1) * batchImages));
-  const batches = await Promise.all(chunks.map((chunk) => runtime.decodeAndEmbed!(chunk.map((r) => r.image), views, wantPlanes)));
+  const batches = await Promise.all(chunks.map((chunk) => runtime.decodeAndEmbed!(chunk.map((r) => r.image), views, wantPlanes, plan.insets)));
   const ok: DecodedResult[] = [];
   const embeddings: EmbeddingRow[] = [];
   const planes: ImagePlane[] = [];
-  const stride = views * model.card.output.dims;
+  const dims = model.card.output.dims;
+  const stride = views * dims;
   const pixels = model.card.input.size ** 2;
   chunks.forEach((chunk, b) => {
-    const { outcomes, vectors, luma } = batches[b]!;
+    const { outcomes, vectors, luma, insets } = batches[b]!;
+    const embedded = chunk.filter((r, i) => r.image.embed && outcomes[i]!.ok).length;
+    const nextInset = insetReader(vectors, embedded * stride, dims);
     let row = 0;
     let decodedInChunk = 0;
     chunk.forEach(({ item, hash, image }, i) => {
@@ -161,13 +171,25 @@ async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: Embe
       }
       if (wantPlanes) planes.push({ id: item.id, hash, luma: luma.subarray(decodedInChunk * pixels, ++decodedInChunk * pixels) });
       ok.push({ id: item.id, hash, width: outcome.width, height: outcome.height });
-      if (image.embed) embeddings.push({ hash, views, vectors: vectors.slice(row * stride, ++row * stride) });
+      if (image.embed) embeddings.push({ hash, views, vectors: vectors.slice(row * stride, (row + 1) * stride), inset: nextInset(insets[row++]) });
     });
   });
   return { ok, failed, embeddings, planes, lastId: reads[reads.length - 1]!.item.id };
 }
 
-function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, views: number, batchImages: number, decoded: DecodedItem[], wantPlanes: boolean): Promise<EmbeddedPage> {
+/** Hands out the inset descriptors that follow the views in a batch's output, in order, to the images that have one. */
+function insetReader(vectors: Float32Array, start: number, dims: number): (box: Box | null | undefined) => EmbeddingRow['inset'] {
+  let at = start;
+  return (box) => {
+    if (!box) return undefined;
+    const vector = vectors.slice(at, at + dims);
+    at += dims;
+    return { box, vector };
+  };
+}
+
+function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, plan: EmbedPlan, decoded: DecodedItem[]): Promise<EmbeddedPage> {
+  const { views, batchImages, wantPlanes } = plan;
   const ok: DecodedResult[] = [];
   const failed: FailedResult[] = [];
   const planes: ImagePlane[] = [];
@@ -189,17 +211,20 @@ function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, 
   // One model batch per call: the runtime hands concurrent calls to its idle sessions.
   const entries = [...toEmbed];
   const batches = Array.from({ length: Math.ceil(entries.length / batchImages) }, (_, b) => new Map(entries.slice(b * batchImages, (b + 1) * batchImages)));
-  return Promise.all(batches.map((batch) => embedHashes(model, runtime, views, batch))).then((rows) => ({ ok, failed, embeddings: rows.flat(), planes, lastId }));
+  return Promise.all(batches.map((batch) => embedHashes(model, runtime, plan, batch))).then((rows) => ({ ok, failed, embeddings: rows.flat(), planes, lastId }));
 }
 
-async function embedHashes(model: LoadedModel, runtime: EmbedRuntime, views: number, images: Map<string, Uint8Array>): Promise<EmbeddingRow[]> {
+async function embedHashes(model: LoadedModel, runtime: EmbedRuntime, plan: EmbedPlan, images: Map<string, Uint8Array>): Promise<EmbeddingRow[]> {
   if (images.size === 0) return [];
+  const { views } = plan;
   const dims = model.card.output.dims;
-  const out = await runtime.embed(viewBatch([...images.values()], views, model.card.input), images.size * views);
+  const batch = modelBatch([...images.values()], views, model.card.input, plan.insets);
+  const out = await runtime.embed(batch.pixels, batch.count);
+  const nextInset = insetReader(out, images.size * views * dims, dims);
   const rows: EmbeddingRow[] = [];
   let i = 0;
   for (const hash of images.keys()) {
-    rows.push({ hash, views, vectors: out.slice(i * views * dims, (i + 1) * views * dims) });
+    rows.push({ hash, views, vectors: out.slice(i * views * dims, (i + 1) * views * dims), inset: nextInset(batch.insets[i]) });
     i++;
   }
   return rows;

@@ -1,3 +1,5 @@
+import type { Box } from './views.js';
+
 /**
  * The one interface every inference runtime implements. Inputs are preprocessed already:
  * float32 NCHW, `count` images of 3×size×size, normalised with the card's mean/std.
@@ -14,7 +16,7 @@ export interface EmbedRuntime {
    * has read and hashed the bytes; the pool's threads turn them into pixels and descriptors, so
    * the main thread keeps only what is serial (catalog, matching). Absent: the caller decodes.
    */
-  decodeAndEmbed?(images: readonly EncodedImage[], views: number, luma?: boolean): Promise<DecodedBatch>;
+  decodeAndEmbed?(images: readonly EncodedImage[], views: number, luma?: boolean, insets?: boolean): Promise<DecodedBatch>;
   dispose(): Promise<void>;
 }
 
@@ -29,13 +31,16 @@ export interface EncodedImage {
 
 /**
  * Per image, its size or why it failed; the descriptors of the images to embed that decoded, in
- * order, `views` each; and, when asked for, the luma of every decoded image's model input (size²
+ * order, `views` each, followed by the descriptor of each inset found (when asked for: see
+ * views.ts modelBatch); and, when asked for, the luma of every decoded image's model input (size²
  * bytes each, in order of the ok outcomes; else empty), which the verify stage compares instead
  * of decoding again.
  */
 export interface DecodedBatch {
   outcomes: ({ ok: true; width: number; height: number } | { ok: false; error: string })[];
   vectors: Float32Array;
+  /** Per embedded image, its inset's box, or null; the inset descriptors follow the views in `vectors`, in this order. */
+  insets: (Box | null)[];
   luma: Uint8Array;
 }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { findInset, INSET } from './inset.js';
 
 /**
  * The eight dihedral views of a square image: the four 90° rotations and their mirror images.
@@ -79,7 +80,7 @@ export const viewIndex = (name: string): number => VIEW_BY_NAME.get(name) ?? -1;
 export const TRIM = Object.freeze({ tolerance: 12, share: 0.97, minSide: 0.25 });
 
 /** The parameters of the model input beyond the card: part of a model id, so cached embeddings never mix. */
-export const INPUT_ID = `in-${createHash('sha1').update(JSON.stringify({ TRIM, CROPS, ROTATIONS, gray: GRAY_VIEW })).digest('hex').slice(0, 8)}`;
+export const INPUT_ID = `in-${createHash('sha1').update(JSON.stringify({ TRIM, CROPS, ROTATIONS, gray: GRAY_VIEW, INSET })).digest('hex').slice(0, 8)}`;
 
 /** Source pixel (x, y) for output pixel (i, j) of an n×n image under view k (rotations clockwise). */
 function sourceOf(k: number, n: number, i: number, j: number): [number, number] {
@@ -229,17 +230,53 @@ export function writeNormalised(rgb: Uint8Array, n: number, mean: readonly numbe
   }
 }
 
+/** One model batch: the images' views, then the inset of each image that has one. */
+export interface ModelBatch {
+  /** Normalised float32 NCHW, `count` inputs. */
+  pixels: Float32Array;
+  count: number;
+  /**
+   * Per image, where its inset is in its full (untrimmed) n×n frame, or undefined: the inputs
+   * after the images' views are these insets, in image order. All undefined unless asked for.
+   */
+  insets: (Box | undefined)[];
+}
+
 /**
  * One model batch: every image in `views` views (image-major, view-minor), normalised. Each image
- * is first trimmed of uniform borders ({@link trimUniformBorder}), on both sides alike.
+ * is first trimmed of uniform borders ({@link trimUniformBorder}), on both sides alike. With
+ * `insets` (the upstream side), each trimmed image is also searched for a picture pasted into it
+ * (inset.ts), and that rectangle, resampled from the image as decoded, is one more input.
  */
-export function viewBatch(rgbs: readonly Uint8Array[], views: number, input: { size: number; mean: readonly number[]; std: readonly number[] }): Float32Array {
+export function modelBatch(rgbs: readonly Uint8Array[], views: number, input: { size: number; mean: readonly number[]; std: readonly number[] }, insets = false): ModelBatch {
   const { size, mean, std } = input;
-  const pixels = new Float32Array(rgbs.length * views * 3 * size * size);
+  const found: (Box | undefined)[] = [];
+  const canonicals = rgbs.map((rgb) => {
+    const trim = uniformBorderBox(rgb, size);
+    const canonical = trim === undefined ? rgb : resizeBox(rgb, size, trim);
+    const inset = insets ? findInset(canonical, size) : undefined;
+    found.push(inset && (trim === undefined ? inset : withinBox(inset, trim, size)));
+    return canonical;
+  });
+  const count = rgbs.length * views + found.filter(Boolean).length;
+  const pixels = new Float32Array(count * 3 * size * size);
   let slot = 0;
-  for (const rgb of rgbs) {
-    const canonical = trimUniformBorder(rgb, size);
+  for (const canonical of canonicals) {
     for (let v = 0; v < views; v++) writeNormalised(modelView(canonical, size, v), size, mean, std, pixels, slot++);
   }
-  return pixels;
+  rgbs.forEach((rgb, i) => {
+    if (found[i]) writeNormalised(resizeBox(rgb, size, found[i]!), size, mean, std, pixels, slot++);
+  });
+  return { pixels, count, insets: found };
+}
+
+/** A box found in the n×n resampling of `outer`, restated in the frame `outer` was cut from. */
+function withinBox(box: Box, outer: Box, n: number): Box {
+  const sx = outer.width / n, sy = outer.height / n;
+  return { left: outer.left + box.left * sx, top: outer.top + box.top * sy, width: box.width * sx, height: box.height * sy };
+}
+
+/** One model batch of views only ({@link modelBatch} without insets). */
+export function viewBatch(rgbs: readonly Uint8Array[], views: number, input: { size: number; mean: readonly number[]; std: readonly number[] }): Float32Array {
+  return modelBatch(rgbs, views, input).pixels;
 }

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { Catalog, MatchRow, VerifiedPair } from '../state/catalog.js';
+import type { Catalog, EmbeddedImage, MatchRow, VerifiedPair } from '../state/catalog.js';
 import { searchOne, type DownstreamIndex, type Hit } from '../ann/hnsw.js';
 import type { Progress } from '../util/progress-types.js';
 import { decideCandidate, decisionOf, explain, verifyBacklog, type AlignmentRecord, type DecisionRule, type PairVerifier, type PlaneStore, type VerifyThread } from '../verify/run.js';
 import type { VerifyJob } from '../verify/thread.js';
-import { CROP_MARGIN } from '../embed/views.js';
+import { CROP_MARGIN, type Box } from '../embed/views.js';
+import { INSET_MARGIN } from '../embed/inset.js';
 
 export interface MatchOptions {
   modelId: string;
@@ -30,7 +31,7 @@ export interface MatchResult { queried: number; candidates: number; matches: num
 /** Everything that changes which candidates exist; the threshold and the verify rule only change decisions. */
 function fingerprintOf(o: MatchOptions, index: DownstreamIndex): string {
   // CROP_MARGIN decides which views may bring a candidate in: candidates made under another margin are made again.
-  return createHash('sha1').update(JSON.stringify([o.modelId, o.upstreamSourceIds, o.downstreamSourceIds, o.floor, o.k, index.fingerprint, CROP_MARGIN])).digest('hex');
+  return createHash('sha1').update(JSON.stringify([o.modelId, o.upstreamSourceIds, o.downstreamSourceIds, o.floor, o.k, index.fingerprint, CROP_MARGIN, INSET_MARGIN])).digest('hex');
 }
 
 /**
@@ -87,13 +88,14 @@ export class MatchCursor {
   }
 
   /** A page's candidates now, their verification on the thread, and its commit when that is back, after the pages before it. */
-  private dispatch(thread: VerifyThread, page: { id: number; vectors: Float32Array }[], lastId: number): void {
+  private dispatch(thread: VerifyThread, page: EmbeddedImage[], lastId: number): void {
     const { rows, hits } = this.retrieve(page, lastId);
+    const insets = insetsOf(page);
     const jobs: VerifyJob[] = [];
     for (const [upstreamId, candidates] of hits) {
       const luma = this.o.verify!.store.take(upstreamId);
       // A copy: the plane is a view of its decode batch's buffer, which would be cloned whole.
-      if (luma) jobs.push({ upstreamId, luma: luma.slice(), candidates });
+      if (luma) jobs.push({ upstreamId, luma: luma.slice(), candidates, inset: insets.get(upstreamId) });
     }
     const verified = thread.verify(jobs);
     verified.catch(() => undefined); // awaited in order below
@@ -132,24 +134,39 @@ export class MatchCursor {
   }
 
   /** Exact pairs of the page's id range, and each upstream image's embedding hits that are not exact pairs. */
-  private retrieve(page: { id: number; vectors: Float32Array }[], lastId: number): { rows: MatchRow[]; hits: Map<number, Hit[]> } {
+  private retrieve(page: EmbeddedImage[], lastId: number): { rows: MatchRow[]; hits: Map<number, Hit[]> } {
     const rows = this.exactRows(this.afterId, lastId);
     const exact = new Set(rows.map((r) => `${r.upstreamId}:${r.downstreamId}`));
     const hits = new Map<number, Hit[]>();
     for (const u of page) {
-      const found = searchOne(this.index, u.vectors.subarray(0, this.index.dims), this.o.k, this.o.floor).filter((h) => !exact.has(`${u.id}:${h.downstreamId}`));
+      const found = this.search(u).filter((h) => !exact.has(`${u.id}:${h.downstreamId}`));
       if (found.length > 0) hits.set(u.id, found);
     }
     return { rows, hits };
   }
 
+  /**
+   * The image's hits, and those of the picture found pasted into it, which must clear the floor
+   * by INSET_MARGIN: per downstream image the better of the two, at most k of each.
+   */
+  private search(u: EmbeddedImage): Hit[] {
+    const whole = searchOne(this.index, u.vectors.subarray(0, this.index.dims), this.o.k, this.o.floor);
+    if (!u.inset) return whole;
+    const best = new Map(whole.map((h) => [h.downstreamId, h]));
+    for (const h of searchOne(this.index, u.inset.vector, this.o.k, this.o.floor + INSET_MARGIN)) {
+      if (h.score > (best.get(h.downstreamId)?.score ?? -Infinity)) best.set(h.downstreamId, h);
+    }
+    return [...best.values()].sort((a, b) => b.score - a.score || a.downstreamId - b.downstreamId);
+  }
+
   /** The page's rows, verified in this thread when the upstream plane is at hand. */
-  private pageRows(page: { id: number; vectors: Float32Array }[], lastId: number): MatchRow[] {
+  private pageRows(page: EmbeddedImage[], lastId: number): MatchRow[] {
     const { rows, hits } = this.retrieve(page, lastId);
+    const insets = insetsOf(page);
     const verified = new Map<number, VerifiedPair[]>();
     for (const [upstreamId, candidates] of hits) {
       const luma = this.o.verify?.store.take(upstreamId);
-      if (luma) verified.set(upstreamId, this.o.verify!.verifier.verify(upstreamId, luma, candidates));
+      if (luma) verified.set(upstreamId, this.o.verify!.verifier.verify(upstreamId, luma, candidates, insets.get(upstreamId)));
     }
     return [...rows, ...this.candidateRows(hits, verified)];
   }
@@ -174,6 +191,9 @@ export class MatchCursor {
     return rows;
   }
 }
+
+/** Where each image of a page has its inset, for the verifier. */
+const insetsOf = (page: EmbeddedImage[]): Map<number, Box> => new Map(page.flatMap((u) => (u.inset ? [[u.id, u.inset.box] as const] : [])));
 
 /** Re-decide every stored candidate under a rule: no model, index or alignment work, and no rows in memory. */
 export function applyThreshold(catalog: Catalog, modelId: string, rule: DecisionRule): void {

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { StateError } from '../errors.js';
+import type { Box } from '../embed/views.js';
 import { acquireLock, type CatalogLock } from './lock.js';
 import { MIGRATIONS, SCHEMA_SQL, SCHEMA_VERSION } from './schema.js';
 
@@ -21,7 +22,14 @@ export interface ImageRow {
 export interface WorkItem { id: number; path: string; hash: string | null; status: ImageStatus; container: string | null; offset: number | null; bytes: number | null; format: MemberFormat | null }
 export interface DecodedResult { id: number; hash: string; width: number; height: number }
 export interface FailedResult { id: number; error: string }
-export interface EmbeddingRow { hash: string; views: number; vectors: Float32Array }
+export interface EmbeddingRow {
+  hash: string; views: number; vectors: Float32Array;
+  /** Upstream images: the picture found pasted into the image (views.ts modelBatch) and its descriptor. */
+  inset?: Inset;
+}
+export interface Inset { box: Box; vector: Float32Array }
+/** An image's stored descriptors, as the index and the match stage read them. */
+export interface EmbeddedImage { id: number; hash: string; views: number; vectors: Float32Array; inset?: Inset }
 export interface MatchRow {
   upstreamId: number; downstreamId: number; score: number; view: number;
   kind: 'exact' | 'embedding'; decision: 'match' | 'below-threshold'; reason: string;
@@ -47,6 +55,11 @@ export const VANISHED = 'file no longer present in the source (moved or deleted 
 const UNCHANGED = `images.bytes IS excluded.bytes AND images.mtime_ms IS excluded.mtime_ms AND images.error IS NOT '${VANISHED}'`;
 const toBlob = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 const fromBlob = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+const insetBlob = ({ box, vector }: Inset) => toBlob(Float32Array.of(box.left, box.top, box.width, box.height, ...vector));
+const insetOf = (b: Buffer): Inset => {
+  const v = fromBlob(b);
+  return { box: { left: v[0]!, top: v[1]!, width: v[2]!, height: v[3]! }, vector: v.subarray(4) };
+};
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(',');
 
 /**
@@ -231,24 +244,26 @@ export class Catalog {
   commitDecoded(decoded: DecodedResult[], failed: FailedResult[], modelId: string | undefined, embeddings: EmbeddingRow[], planes?: { size: number; rows: { hash: string; luma: Uint8Array }[] }): void {
     const ok = this.stmt("UPDATE images SET status = 'ok', error = NULL, hash = ?, width = ?, height = ? WHERE id = ?");
     const bad = this.stmt("UPDATE images SET status = 'error', error = ?, hash = NULL WHERE id = ?");
-    const emb = this.stmt(`INSERT INTO embeddings(hash, model_id, views, vectors) VALUES (?, ?, ?, ?)
-      ON CONFLICT(hash, model_id) DO UPDATE SET views = excluded.views, vectors = excluded.vectors WHERE excluded.views > embeddings.views`);
+    // A downstream row (more views) replaces an upstream one, keeping its inset.
+    const emb = this.stmt(`INSERT INTO embeddings(hash, model_id, views, vectors, inset) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT(hash, model_id) DO UPDATE SET views = excluded.views, vectors = excluded.vectors, inset = COALESCE(excluded.inset, embeddings.inset)
+      WHERE excluded.views > embeddings.views`);
     this.db.transaction(() => {
       for (const d of decoded) ok.run(d.hash, d.width, d.height, d.id);
       for (const f of failed) bad.run(f.error, f.id);
-      if (modelId) for (const e of embeddings) emb.run(e.hash, modelId, e.views, toBlob(e.vectors));
+      if (modelId) for (const e of embeddings) emb.run(e.hash, modelId, e.views, toBlob(e.vectors), e.inset ? insetBlob(e.inset) : null);
       if (planes) this.insertPlanes(planes.size, planes.rows);
     }).immediate();
   }
 
   /** Stream (id, hash, vectors) of ok images of these sources in id order, `limit` at a time, ids in (afterId, untilId]. */
-  embeddingsPage(sourceIds: number[], modelId: string, afterId: number, limit: number, untilId = Number.MAX_SAFE_INTEGER): { id: number; hash: string; views: number; vectors: Float32Array }[] {
+  embeddingsPage(sourceIds: number[], modelId: string, afterId: number, limit: number, untilId = Number.MAX_SAFE_INTEGER): EmbeddedImage[] {
     const rows = this.stmt(`
-      SELECT i.id, i.hash, e.views, e.vectors FROM images i
+      SELECT i.id, i.hash, e.views, e.vectors, e.inset FROM images i
       JOIN embeddings e ON e.hash = i.hash AND e.model_id = ?
       WHERE i.source_id IN (${placeholders(sourceIds.length)}) AND i.status = 'ok' AND i.id > ? AND i.id <= ?
-      ORDER BY i.id LIMIT ?`).all(modelId, ...sourceIds, afterId, untilId, limit) as { id: number; hash: string; views: number; vectors: Buffer }[];
-    return rows.map((r) => ({ ...r, vectors: fromBlob(r.vectors) }));
+      ORDER BY i.id LIMIT ?`).all(modelId, ...sourceIds, afterId, untilId, limit) as { id: number; hash: string; views: number; vectors: Buffer; inset: Buffer | null }[];
+    return rows.map((r) => ({ id: r.id, hash: r.hash, views: r.views, vectors: fromBlob(r.vectors), inset: r.inset ? insetOf(r.inset) : undefined }));
   }
 
   // --- match ---------------------------------------------------------------------------------
@@ -304,6 +319,12 @@ export class Catalog {
   vectorsOf(id: number, modelId: string): Float32Array | undefined {
     const row = this.stmt('SELECT e.vectors FROM images i JOIN embeddings e ON e.hash = i.hash AND e.model_id = ? WHERE i.id = ?').get(modelId, id) as { vectors: Buffer } | undefined;
     return row ? fromBlob(row.vectors) : undefined;
+  }
+
+  /** Where the embed stage found a picture pasted into one (upstream) image, if it did. */
+  insetOf(id: number, modelId: string): Box | undefined {
+    const row = this.stmt('SELECT e.inset FROM images i JOIN embeddings e ON e.hash = i.hash AND e.model_id = ? WHERE i.id = ?').get(modelId, id) as { inset: Buffer | null } | undefined;
+    return row?.inset ? insetOf(row.inset).box : undefined;
   }
 
   /** Where one image's bytes are (to decode it again when its pixels are not at hand). */

@@ -3,7 +3,7 @@
  * alone and a killed run resumes where it stopped. Bump SCHEMA_VERSION with every change and add
  * a migration step; a catalog written by a newer neardup is refused, never guessed at.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +47,8 @@ CREATE INDEX IF NOT EXISTS images_source_status ON images (source_id, status, id
 
 -- Embeddings are keyed by content hash (sha1 of the image bytes): exact duplicates are embedded once.
 -- vectors holds 'views' consecutive float32 descriptors (view 0 = the image as it is).
+-- inset (upstream images only, NULL when none was found): float32 [left, top, width, height] of the
+-- picture found pasted into the image (on the model input's grid), then that picture's descriptor.
 -- A rowid table: rows are appended in commit order and only the small (hash, model_id) index takes
 -- random inserts (keyed by the hash itself, every commit rewrote a page of 600-byte rows per image).
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -54,6 +56,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
   model_id TEXT NOT NULL,
   views INTEGER NOT NULL,
   vectors BLOB NOT NULL,
+  inset BLOB,
   UNIQUE (hash, model_id)
 );
 
@@ -140,6 +143,8 @@ CREATE TABLE IF NOT EXISTS runs (
  * v3 -> v4: matches gain verify_score and alignment (the verify stage); rows are kept and verified
  * when a run with verification next reaches them. The planes table is new (SCHEMA_SQL makes it).
  * v4 -> v5: the reviews table (human decisions) is new; SCHEMA_SQL makes it, every row is kept.
+ * v5 -> v6: embeddings gain inset (the upstream side's second descriptor); rows are kept (their
+ * model ids predate insets, so a run embeds its upstream side again under the new id).
  */
 export const MIGRATIONS: Record<number, string | ((db: { exec(sql: string): unknown; prepare(sql: string): { all(...a: unknown[]): unknown[] } }) => void)> = {
   1: `ALTER TABLE images ADD COLUMN meta TEXT;
@@ -156,5 +161,9 @@ export const MIGRATIONS: Record<number, string | ((db: { exec(sql: string): unkn
     if (!have.has('alignment')) db.exec('ALTER TABLE matches ADD COLUMN alignment TEXT');
   },
   4: '',
+  5: (db) => {
+    const have = new Set((db.prepare('PRAGMA table_info(embeddings)').all() as { name: string }[]).map((c) => c.name));
+    if (!have.has('inset')) db.exec('ALTER TABLE embeddings ADD COLUMN inset BLOB');
+  },
 };
 

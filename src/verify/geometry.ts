@@ -38,8 +38,11 @@ export const GEOMETRY = Object.freeze({
    * which the score is scaled down in proportion.
    */
   minOverlap: 0.35,
-  /** The upstream image is aligned in its full frame and, when it has uniform borders, inside them (run.ts). */
-  frames: 'full+inside-borders',
+  /**
+   * The upstream image is aligned in its full frame and, when it has uniform borders, inside them;
+   * when the embed stage found a picture pasted into it (embed/inset.ts), inside that too (run.ts).
+   */
+  frames: 'full+inside-borders+inset',
   /** Zooms outside this range are not copies this verifier can vouch for. */
   minZoom: 0.38,
   maxZoom: 2.6,

@@ -139,18 +139,19 @@ export class PairVerifier {
 
   /**
    * Aligns the upstream image with each candidate, in its full frame and, when it has uniform
-   * borders (a frame, padding, the canvas of a copy pasted smaller), again inside them: the
-   * coarse search resamples about the centre, so a copy pasted off-centre is found only once
-   * its canvas is cut away. The better alignment counts, mapped back to the full frame.
+   * borders (a frame, padding, the canvas of a copy pasted smaller), again inside them, and
+   * inside `inset`, the picture the embed stage found pasted into it: the coarse search
+   * resamples about the centre, so a copy pasted off-centre is found only once its canvas is
+   * cut away. The best alignment counts, mapped back to the full frame.
    */
-  verify(upstreamId: number, luma: Uint8Array, candidates: readonly Candidate[]): VerifiedPair[] {
+  verify(upstreamId: number, luma: Uint8Array, candidates: readonly Candidate[], inset?: Box): VerifiedPair[] {
     const t0 = performance.now();
     const upHash = this.catalog.imageRef(upstreamId)?.hash ?? String(upstreamId);
     const found: (Found | undefined)[] = candidates.map(() => undefined);
     const controls: (number | undefined)[] = candidates.map(() => undefined);
     const missing = candidates.map(() => false);
     const sampled = candidates.map((c) => isControlSample(upHash, this.hashOf(c.downstreamId), this.controlRate));
-    for (const frame of upstreamFrames(luma, this.size)) {
+    for (const frame of upstreamFrames(luma, this.size, inset)) {
       this.aligner.setUpstream(frame.luma);
       candidates.forEach((c, i) => {
         const tried = viewsToTry(c);
@@ -250,10 +251,10 @@ function viewsToTry(c: Candidate): number[] {
 /** An alignment and where it was found: in the upstream image's full frame, or inside its uniform borders. */
 interface Found { a: Alignment; view: number; frame: Box | undefined }
 
-/** The upstream image as it is, and inside its uniform borders when it has them (resized to the full side). */
-function upstreamFrames(luma: Uint8Array, size: number): { luma: Uint8Array; box: Box | undefined }[] {
-  const box = uniformBorderBox(luma, size, 1);
-  return box === undefined ? [{ luma, box }] : [{ luma, box: undefined }, { luma: resizeBox(luma, size, box, 1), box }];
+/** The upstream image as it is, inside its uniform borders when it has them, and inside its inset when it has one (each resized to the full side). */
+function upstreamFrames(luma: Uint8Array, size: number, inset: Box | undefined): { luma: Uint8Array; box: Box | undefined }[] {
+  const boxes = [uniformBorderBox(luma, size, 1), inset].filter((b): b is Box => b !== undefined);
+  return [{ luma, box: undefined }, ...boxes.map((box) => ({ luma: resizeBox(luma, size, box, 1), box }))];
 }
 
 /**
@@ -320,7 +321,7 @@ export async function verifyBacklog(catalog: Catalog, modelId: string, verifier:
       const got = held ? { luma: held } : await decodeLuma(catalog, upstreamId, size);
       if (!held) verifier.stats.decoded++;
       if ('error' in got) results.push(...group.map((c) => PairVerifier.unverifiable(upstreamId, c, got.error)));
-      else results.push(...verifier.verify(upstreamId, got.luma, withIdentityScores(catalog, modelId, upstreamId, group)));
+      else results.push(...verifier.verify(upstreamId, got.luma, withIdentityScores(catalog, modelId, upstreamId, group), catalog.insetOf(upstreamId, modelId)));
     }
     const cosines = new Map(pairs.map((q) => [`${q.upstreamId}:${q.downstreamId}`, q.score]));
     catalog.commitVerified(modelId, results, (p) => decisionOf(p, cosines.get(`${p.upstreamId}:${p.downstreamId}`)!, rule));

@@ -18,7 +18,7 @@ const errorData = (e: unknown) => ({ message: (e as Error).message, name: (e as 
 
 try {
   const runtime = await createOnnxRuntime(model, opts);
-  port.on('message', async (m: { id: number; pixels?: Float32Array; count?: number; images?: PackedImages; views?: number; luma?: boolean; dispose?: boolean }) => {
+  port.on('message', async (m: { id: number; pixels?: Float32Array; count?: number; images?: PackedImages; views?: number; luma?: boolean; insets?: boolean; dispose?: boolean }) => {
     if (m.dispose) {
       await runtime.dispose();
       port.postMessage({ id: m.id, disposed: true });
@@ -27,7 +27,7 @@ try {
     }
     try {
       if (m.images) {
-        const batch = await decodeAndEmbed(model, runtime, unpackImages(m.images), m.views!, m.luma === true);
+        const batch = await decodeAndEmbed(model, runtime, unpackImages(m.images), m.views!, m.luma === true, m.insets === true);
         port.postMessage({ id: m.id, batch }, [batch.vectors.buffer as ArrayBuffer, batch.luma.buffer as ArrayBuffer]);
         return;
       }

@@ -96,9 +96,9 @@ export async function createThreadedOnnxRuntime(model: LoadedModel, opts: Runtim
   // On CPU each thread decodes its own batches. With CUDA the one thread feeding the GPU must not
   // decode too: there the caller decodes, on the main thread and libvips' pool.
   if (!cuda) {
-    runtime.decodeAndEmbed = async (images, views, luma = false) => {
+    runtime.decodeAndEmbed = async (images, views, luma = false, insets = false) => {
       const packed = packImages(images);
-      return (await leastBusy().call({ images: packed, views, luma }, [packed.buffer])).batch!;
+      return (await leastBusy().call({ images: packed, views, luma, insets }, [packed.buffer])).batch!;
     };
   }
   return runtime;
