@@ -61,17 +61,17 @@ const csv = (name: string, text: string) => {
 const view = (c: Catalog, up: number, down: number) => candidates(c, MODEL, [up], [down]);
 const reviewRows = (c: Catalog) => (c.db.prepare('SELECT COUNT(*) AS n FROM reviews').get() as { n: number }).n;
 
-describe('schema v5', () => {
-  test('a schema v4 catalog is migrated: the reviews table is added and every row is kept', () => {
+describe('schema v5 and v6', () => {
+  test('a schema v4 catalog is migrated: the reviews table and embeddings.inset are added and every row is kept', () => {
     const { catalog } = seeded('v4');
-    catalog.db.exec("DROP TABLE reviews; UPDATE meta SET value = '4' WHERE key = 'schema_version'");
+    catalog.db.exec("DROP TABLE reviews; ALTER TABLE embeddings DROP COLUMN inset; UPDATE meta SET value = '4' WHERE key = 'schema_version'");
     catalog.close();
     const v5 = Catalog.open(join(root, 'v4', 'catalog.db'));
     try {
       assert.equal(v5.getMeta('schema_version'), String(SCHEMA_VERSION));
-      assert.equal(SCHEMA_VERSION, 5);
+      assert.equal(SCHEMA_VERSION, 6);
       assert.equal((v5.db.prepare('SELECT COUNT(*) AS n FROM matches').get() as { n: number }).n, 3, 'candidates kept');
-      assert.equal((v5.db.prepare('SELECT COUNT(*) AS n FROM embeddings').get() as { n: number }).n, 5, 'embeddings kept');
+      assert.equal((v5.db.prepare('SELECT COUNT(*) AS n FROM embeddings WHERE inset IS NULL').get() as { n: number }).n, 5, 'embeddings kept, without insets');
       assert.equal(reviewRows(v5), 0);
       v5.db.prepare("INSERT INTO reviews VALUES ('h-a', 'h-x', 'reject', '/u/a.png', '/d/x.png', 'now')").run();
       assert.throws(() => v5.db.prepare("INSERT INTO reviews VALUES ('h-b', 'h-x', 'maybe', '', '', 'now')").run(), /CHECK/);
