@@ -20,9 +20,15 @@ export interface InsetParams {
   /** The inset's sides are at least this share of the image's, and its area at most this share. */
   minSide: number;
   maxArea: number;
+  /**
+   * Ranking bonus of a rectangle with no side on the image's edge. Measured on 150 zoomphoto and
+   * 73 textured zoomout copies (300 × 5,000, seed 5): boxes within 4 px of the paste 89 and 68
+   * with no bonus, 97 and 68 at 0.05, 95 and 66 at 0.1 to 1.
+   */
+  insideBonus: number;
 }
 
-export const INSET: Readonly<InsetParams> = Object.freeze({ step: 16, contrast: 1.5, along: 0.6, score: 0.8, minSide: 0.3, maxArea: 0.8 });
+export const INSET: Readonly<InsetParams> = Object.freeze({ step: 16, contrast: 1.5, along: 0.6, score: 0.8, minSide: 0.3, maxArea: 0.8, insideBonus: 0.05 });
 
 /**
  * A candidate retrieved through an upstream image's inset must clear the floor by this much, as
@@ -38,7 +44,8 @@ interface SeamMap { prefix: Int32Array; stride: number }
  * The rectangle of an n×n RGB image that another picture was pasted into, when its seams are
  * found: at least three of its sides inside the image (the fourth may lie on the image's edge),
  * each a seam along {@link InsetParams.along} of its length, scoring at least
- * {@link InsetParams.score}. The best-scoring rectangle when there are several.
+ * {@link InsetParams.score}. When there are several, the best-scoring one, where a rectangle
+ * with all four sides inside the image gets {@link InsetParams.insideBonus}.
  */
 export function findInset(rgb: Uint8Array, n: number, p: InsetParams = INSET): Box | undefined {
   const rows = seamMap(rgb, n, 'rows', p);
@@ -47,7 +54,7 @@ export function findInset(rgb: Uint8Array, n: number, p: InsetParams = INSET): B
   const ys = candidateLines(rows, n, minSide, p);
   const xs = candidateLines(cols, n, minSide, p);
   let best: Box | undefined;
-  let bestScore = p.score;
+  let bestScore = -Infinity;
   // Top side first: it rules out most (x0, x1) before any bottom is tried.
   for (const y0 of ys) {
     for (const x0 of xs) {
@@ -56,7 +63,12 @@ export function findInset(rgb: Uint8Array, n: number, p: InsetParams = INSET): B
         for (const y1 of ys) {
           if (y1 - y0 < minSide || (x1 - x0) * (y1 - y0) > p.maxArea * n * n) continue;
           const score = rectangleScore(rows, cols, n, x0, x1, y0, y1, p.along);
-          if (score >= bestScore) [best, bestScore] = [{ left: x0, top: y0, width: x1 - x0, height: y1 - y0 }, score];
+          if (score < p.score) continue;
+          // A rectangle inside the image wins a near tie with one that has a side on the image's
+          // edge, which gets that side for free: otherwise a strong edge inside the pasted photo,
+          // run to the image's edge, beat the paste's own fourth seam (2 of 16 fixture collages).
+          const ranked = score + (x0 > 0 && y0 > 0 && x1 < n && y1 < n ? p.insideBonus : 0);
+          if (ranked >= bestScore) [best, bestScore] = [{ left: x0, top: y0, width: x1 - x0, height: y1 - y0 }, ranked];
         }
       }
     }

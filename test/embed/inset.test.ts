@@ -60,8 +60,8 @@ describe('the upstream inset', () => {
   it('finds a photo pasted at 45–75% into another photo', async () => {
     const found = (await copies('zoomphoto')).map((c) => ({ c, box: insetOf(c.rgb) }));
     const right = found.filter(({ c, box }) => box && iou(box, c.truth) >= 0.8);
-    // Measured: 12 of 16 at IoU ≥ 0.8 (0.86–0.94). A miss takes an edge inside the photo for a seam, or the backdrop continues the photo's edge colours.
-    assert.ok(right.length >= 11, `${right.length}/16 found: ${found.map(({ c, box }) => `${show(box)} for ${show(c.truth)}`).join('; ')}`);
+    // Measured: 14 of 16 at IoU ≥ 0.8 (0.87–0.96). A miss takes an edge inside the photo for a seam, or the backdrop continues the photo's edge colours.
+    assert.ok(right.length >= 12, `${right.length}/16 found: ${found.map(({ c, box }) => `${show(box)} for ${show(c.truth)}`).join('; ')}`);
   });
 
   it('finds a zoomed-out copy on a textured canvas; a solid one is trimmed instead', async () => {
