@@ -48,11 +48,14 @@ interface SeamMap { prefix: Int32Array; stride: number }
  * with all four sides inside the image gets {@link InsetParams.insideBonus}.
  */
 export function findInset(rgb: Uint8Array, n: number, p: InsetParams = INSET): Box | undefined {
-  const rows = seamMap(rgb, n, 'rows', p);
-  const cols = seamMap(rgb, n, 'cols', p);
   const minSide = Math.ceil(p.minSide * n);
+  const rows = seamMap(rgb, n, 'rows', p);
   const ys = candidateLines(rows, n, minSide, p);
+  // At most one side on the image's edge: no seam across the rows, no inset (most photos stop here).
+  if (ys.length < 3) return undefined;
+  const cols = seamMap(rgb, n, 'cols', p);
   const xs = candidateLines(cols, n, minSide, p);
+  if (xs.length < 3 || ys.length + xs.length < 7) return undefined;
   let best: Box | undefined;
   let bestScore = -Infinity;
   // Top side first: it rules out most (x0, x1) before any bottom is tried.
