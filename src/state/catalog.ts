@@ -56,7 +56,7 @@ const UNCHANGED = `images.bytes IS excluded.bytes AND images.mtime_ms IS exclude
 const toBlob = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 const fromBlob = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 const insetBlob = ({ box, vector }: Inset) => toBlob(Float32Array.of(box.left, box.top, box.width, box.height, ...vector));
-const insetOf = (b: Buffer): Inset => {
+const insetFromBlob = (b: Buffer): Inset => {
   const v = fromBlob(b);
   return { box: { left: v[0]!, top: v[1]!, width: v[2]!, height: v[3]! }, vector: v.subarray(4) };
 };
@@ -263,7 +263,7 @@ export class Catalog {
       JOIN embeddings e ON e.hash = i.hash AND e.model_id = ?
       WHERE i.source_id IN (${placeholders(sourceIds.length)}) AND i.status = 'ok' AND i.id > ? AND i.id <= ?
       ORDER BY i.id LIMIT ?`).all(modelId, ...sourceIds, afterId, untilId, limit) as { id: number; hash: string; views: number; vectors: Buffer; inset: Buffer | null }[];
-    return rows.map((r) => ({ id: r.id, hash: r.hash, views: r.views, vectors: fromBlob(r.vectors), inset: r.inset ? insetOf(r.inset) : undefined }));
+    return rows.map((r) => ({ id: r.id, hash: r.hash, views: r.views, vectors: fromBlob(r.vectors), inset: r.inset ? insetFromBlob(r.inset) : undefined }));
   }
 
   // --- match ---------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ export class Catalog {
   /** Where the embed stage found a picture pasted into one (upstream) image, if it did. */
   insetOf(id: number, modelId: string): Box | undefined {
     const row = this.stmt('SELECT e.inset FROM images i JOIN embeddings e ON e.hash = i.hash AND e.model_id = ? WHERE i.id = ?').get(modelId, id) as { inset: Buffer | null } | undefined;
-    return row?.inset ? insetOf(row.inset).box : undefined;
+    return row?.inset ? insetFromBlob(row.inset).box : undefined;
   }
 
   /** Where one image's bytes are (to decode it again when its pixels are not at hand). */
