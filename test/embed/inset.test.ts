@@ -18,6 +18,8 @@ import { loadModel } from '../../src/embed/model-card.js';
 import { defaultModelDir } from '../../src/util/package-root.js';
 import { VERIFY_FALLBACK } from '../../src/audit/session.js';
 import { parseCsv } from '../../src/report/csv.js';
+import Database from 'better-sqlite3';
+import sharp from 'sharp';
 import { removeDir, runCli, tmpDir } from '../helpers/cli.js';
 import { FIXTURE_DOWNSTREAM, imagesUnder } from '../helpers/corpus.js';
 
@@ -39,11 +41,13 @@ async function copies(family: FamilyName): Promise<Copy[]> {
     const original = readFileSync(path);
     const copy = await applyTransform(original, family, mulberry32(2000 + i), { backdrop: readFileSync(originals[(i + 7) % originals.length]!) });
     const p = copy.params as { left: number; top: number; width: number; height: number; background?: string };
-    const { width, height } = await import('sharp').then((s) => s.default(original).metadata());
+    const { width, height } = await sharp(original).metadata();
     const [sx, sy] = [N / width!, N / height!];
     return { original, rgb: await rgbOf(copy.data), truth: { left: p.left * sx, top: p.top * sy, width: p.width * sx, height: p.height * sy }, background: p.background ?? 'photo' };
   }));
 }
+
+const encodePng = (rgb: Uint8Array) => sharp(Buffer.from(rgb), { raw: { width: N, height: N, channels: 3 } }).png().toBuffer();
 
 /** Intersection over union of two boxes. */
 function iou(a: Box, b: Box): number {
@@ -117,6 +121,45 @@ describe('the upstream inset', () => {
     const { INPUT_ID } = await import('../../src/embed/views.js');
     assert.match(INPUT_ID, /^in-[0-9a-f]{8}$/);
     assert.ok(INSET.score > INSET.along, 'a rectangle needs more than its weakest side');
+  });
+});
+
+describe('both embed paths store the same insets', () => {
+  let root = '';
+  before(async () => {
+    root = await tmpDir('neardup-inset-paths-');
+  });
+  after(async () => removeDir(root));
+
+  it('decoding in the pool\'s threads and on the main thread give the same boxes and descriptors', async () => {
+    const up = join(root, 'upstream');
+    await mkdir(up, { recursive: true });
+    for (const [i, c] of (await copies('zoomphoto')).entries()) await writeFile(join(up, `collage_${i}.png`), await encodePng(c.rgb));
+    const stored = async (runtime: string) => {
+      const db = join(root, `${runtime}.db`);
+      for (const command of ['scan', 'embed']) {
+        const r = await runCli([command, '--upstream', up, '--downstream', FIXTURE_DOWNSTREAM, '--db', db, '--runtime', runtime, '-q']);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const d = new Database(db, { readonly: true });
+      try {
+        return new Map((d.prepare('SELECT hash, inset FROM embeddings').all() as { hash: string; inset: Buffer | null }[]).map((row) => [row.hash, row.inset]));
+      } finally {
+        d.close();
+      }
+    };
+    const [pool, main] = [await stored('onnx'), await stored('onnx-main-thread')];
+    assert.equal(pool.size, 32, '16 collages and the 16 photos (downstream: no insets searched)');
+    const found = [...pool.values()].filter(Boolean).length;
+    assert.ok(found >= 12, `insets in ${found} of 16 collages`);
+    for (const [hash, blob] of pool) {
+      const other = main.get(hash);
+      assert.equal(other === null, blob === null, `${hash}: an inset on one path only`);
+      if (!blob || !other) continue;
+      const [a, b] = [new Float32Array(blob.buffer, blob.byteOffset, blob.byteLength / 4), new Float32Array(other.buffer, other.byteOffset, other.byteLength / 4)];
+      assert.deepEqual([...a.subarray(0, 4)], [...b.subarray(0, 4)], 'the same box');
+      assert.ok(a.every((x, i) => Math.abs(x - b[i]!) < 1e-5), 'the same descriptor');
+    }
   });
 });
 
