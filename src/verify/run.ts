@@ -248,7 +248,7 @@ function viewsToTry(c: Candidate): number[] {
   return gap > GEOMETRY.identityGate ? [view] : [view, 0];
 }
 
-/** An alignment and where it was found: in the upstream image's full frame, or inside its uniform borders. */
+/** An alignment and where it was found: in the upstream image's full frame, inside its uniform borders, or inside its inset. */
 interface Found { a: Alignment; view: number; frame: Box | undefined }
 
 /** The upstream image as it is, inside its uniform borders when it has them, and inside its inset when it has one (each resized to the full side). */
