@@ -154,8 +154,13 @@ export function rotateExpanded(rgb: Uint8Array, n: number, degrees: number): Uin
 
 /** The image with its uniform borders trimmed ({@link TRIM}), resized back to n×n; the same array when there are none. */
 export function trimUniformBorder(rgb: Uint8Array, n: number): Uint8Array {
+  return trimmed(rgb, n).canonical;
+}
+
+/** The trimmed image ({@link trimUniformBorder}) and the box it was cut from (undefined: no borders, the same array). */
+function trimmed(rgb: Uint8Array, n: number): { canonical: Uint8Array; box: Box | undefined } {
   const box = uniformBorderBox(rgb, n);
-  return box === undefined ? rgb : resizeBox(rgb, n, box);
+  return { canonical: box === undefined ? rgb : resizeBox(rgb, n, box), box };
 }
 
 export interface Box { left: number; top: number; width: number; height: number }
@@ -252,8 +257,7 @@ export function modelBatch(rgbs: readonly Uint8Array[], views: number, input: { 
   const { size, mean, std } = input;
   const found: (Box | undefined)[] = [];
   const canonicals = rgbs.map((rgb) => {
-    const trim = uniformBorderBox(rgb, size);
-    const canonical = trim === undefined ? rgb : resizeBox(rgb, size, trim);
+    const { canonical, box: trim } = trimmed(rgb, size);
     const inset = insets ? findInset(canonical, size) : undefined;
     found.push(inset && (trim === undefined ? inset : withinBox(inset, trim, size)));
     return canonical;

@@ -146,7 +146,15 @@ CREATE TABLE IF NOT EXISTS runs (
  * v5 -> v6: embeddings gain inset (the upstream side's second descriptor); rows are kept (their
  * model ids predate insets, so a run embeds its upstream side again under the new id).
  */
-export const MIGRATIONS: Record<number, string | ((db: { exec(sql: string): unknown; prepare(sql: string): { all(...a: unknown[]): unknown[] } }) => void)> = {
+type MigrationDb = { exec(sql: string): unknown; prepare(sql: string): { all(...a: unknown[]): unknown[] } };
+
+/** Add the columns a table lacks (column name → SQL type): a catalog can reach a step having some of them already. */
+function addMissingColumns(db: MigrationDb, table: string, columns: Record<string, string>): void {
+  const have = new Set((db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name));
+  for (const [name, type] of Object.entries(columns)) if (!have.has(name)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`);
+}
+
+export const MIGRATIONS: Record<number, string | ((db: MigrationDb) => void)> = {
   1: `ALTER TABLE images ADD COLUMN meta TEXT;
       UPDATE images SET status = 'pending', hash = NULL, width = NULL, height = NULL WHERE status = 'ok';
       DELETE FROM embeddings; DELETE FROM matches; DELETE FROM match_state;`,
@@ -154,16 +162,8 @@ export const MIGRATIONS: Record<number, string | ((db: { exec(sql: string): unkn
       INSERT INTO embeddings_v3 (hash, model_id, views, vectors) SELECT hash, model_id, views, vectors FROM embeddings;
       DROP TABLE embeddings;
       ALTER TABLE embeddings_v3 RENAME TO embeddings;`,
-  // Columns added only where missing: a catalog can reach here having them already.
-  3: (db) => {
-    const have = new Set((db.prepare('PRAGMA table_info(matches)').all() as { name: string }[]).map((c) => c.name));
-    if (!have.has('verify_score')) db.exec('ALTER TABLE matches ADD COLUMN verify_score REAL');
-    if (!have.has('alignment')) db.exec('ALTER TABLE matches ADD COLUMN alignment TEXT');
-  },
+  3: (db) => addMissingColumns(db, 'matches', { verify_score: 'REAL', alignment: 'TEXT' }),
   4: '',
-  5: (db) => {
-    const have = new Set((db.prepare('PRAGMA table_info(embeddings)').all() as { name: string }[]).map((c) => c.name));
-    if (!have.has('inset')) db.exec('ALTER TABLE embeddings ADD COLUMN inset BLOB');
-  },
+  5: (db) => addMissingColumns(db, 'embeddings', { inset: 'BLOB' }),
 };
 
