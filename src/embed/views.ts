@@ -116,8 +116,13 @@ export function modelView(rgb: Uint8Array, n: number, k: number): Uint8Array {
   if (k < VIEWS.length) return applyView(rgb, n, k);
   if (k === GRAY_VIEW) return grayscale(rgb);
   if (k >= FIRST_ROTATION) return rotateExpanded(rgb, n, ROTATIONS[k - FIRST_ROTATION]!);
+  return resizeBox(rgb, n, cropBox(k, n));
+}
+
+/** Where crop view k lies in an n×n input. */
+export function cropBox(k: number, n: number): Box {
   const [x, y, side] = CROPS[k - VIEWS.length]!;
-  return resizeBox(rgb, n, { left: x * n, top: y * n, width: side * n, height: side * n });
+  return { left: x * n, top: y * n, width: side * n, height: side * n };
 }
 
 /** RGB with each pixel's Rec. 601 luma in all three channels. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Catalog, EmbeddedImage, MatchRow, VerifiedPair } from '../state/catalog.js';
 import { searchOne, type DownstreamIndex, type Hit } from '../ann/hnsw.js';
 import type { Progress } from '../util/progress-types.js';
-import { decideCandidate, decisionOf, explain, verifyBacklog, type AlignmentRecord, type DecisionRule, type PairVerifier, type PlaneStore, type VerifyThread } from '../verify/run.js';
+import { decideCandidate, decisionOf, explain, insetFrameWanted, verifyBacklog, type AlignmentRecord, type Candidate, type DecisionRule, type PairVerifier, type PlaneStore, type VerifyThread } from '../verify/run.js';
 import type { VerifyJob } from '../verify/thread.js';
 import { CROP_MARGIN, type Box } from '../embed/views.js';
 import { INSET_MARGIN } from '../embed/inset.js';
@@ -25,6 +25,9 @@ export interface MatchOptions {
    */
   verify?: { verifier: PairVerifier; store: PlaneStore; size: number; thread?: VerifyThread };
 }
+
+/** A retrieved candidate and whether the verifier aligns it inside the upstream image's inset too. */
+type MatchHit = Hit & Pick<Candidate, 'insetFrame'>;
 
 export interface MatchResult { queried: number; candidates: number; matches: number; exact: number; resumedFrom: number; verified: number }
 
@@ -134,10 +137,10 @@ export class MatchCursor {
   }
 
   /** Exact pairs of the page's id range, and each upstream image's embedding hits that are not exact pairs. */
-  private retrieve(page: EmbeddedImage[], lastId: number): { rows: MatchRow[]; hits: Map<number, Hit[]> } {
+  private retrieve(page: EmbeddedImage[], lastId: number): { rows: MatchRow[]; hits: Map<number, MatchHit[]> } {
     const rows = this.exactRows(this.afterId, lastId);
     const exact = new Set(rows.map((r) => `${r.upstreamId}:${r.downstreamId}`));
-    const hits = new Map<number, Hit[]>();
+    const hits = new Map<number, MatchHit[]>();
     for (const u of page) {
       const found = this.search(u).filter((h) => !exact.has(`${u.id}:${h.downstreamId}`));
       if (found.length > 0) hits.set(u.id, found);
@@ -147,16 +150,21 @@ export class MatchCursor {
 
   /**
    * The image's hits, and those of the picture found pasted into it, which must clear the floor
-   * by INSET_MARGIN: per downstream image the better of the two, at most k of each.
+   * by INSET_MARGIN: per downstream image the better of the two, at most k of each, each marked
+   * with whether the verifier aligns inside the inset too.
    */
-  private search(u: EmbeddedImage): Hit[] {
-    const whole = searchOne(this.index, u.vectors.subarray(0, this.index.dims), this.o.k, this.o.floor);
+  private search(u: EmbeddedImage): MatchHit[] {
+    const wholeVector = u.vectors.subarray(0, this.index.dims);
+    const whole = searchOne(this.index, wholeVector, this.o.k, this.o.floor);
     if (!u.inset) return whole;
+    const insetVector = u.inset.vector;
     const best = new Map(whole.map((h) => [h.downstreamId, h]));
-    for (const h of searchOne(this.index, u.inset.vector, this.o.k, this.o.floor + INSET_MARGIN)) {
+    for (const h of searchOne(this.index, insetVector, this.o.k, this.o.floor + INSET_MARGIN)) {
       if (h.score > (best.get(h.downstreamId)?.score ?? -Infinity)) best.set(h.downstreamId, h);
     }
-    return [...best.values()].sort((a, b) => b.score - a.score || a.downstreamId - b.downstreamId);
+    return [...best.values()]
+      .sort((a, b) => b.score - a.score || a.downstreamId - b.downstreamId)
+      .map((h) => ({ ...h, insetFrame: insetFrameWanted(this.index.vectors.get(h.downstreamId)!, wholeVector, insetVector) }));
   }
 
   /** The page's rows, verified in this thread when the upstream plane is at hand. */
@@ -172,7 +180,7 @@ export class MatchCursor {
   }
 
   /** Candidate rows with their verification where there is one (else left for the backlog pass), decided. */
-  private candidateRows(hits: Map<number, Hit[]>, verified: Map<number, VerifiedPair[]>): MatchRow[] {
+  private candidateRows(hits: Map<number, MatchHit[]>, verified: Map<number, VerifiedPair[]>): MatchRow[] {
     const rows: MatchRow[] = [];
     for (const [upstreamId, found] of hits) {
       const results = verified.get(upstreamId);

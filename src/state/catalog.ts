@@ -321,10 +321,10 @@ export class Catalog {
     return row ? fromBlob(row.vectors) : undefined;
   }
 
-  /** Where the embed stage found a picture pasted into one (upstream) image, if it did. */
-  insetOf(id: number, modelId: string): Box | undefined {
+  /** Where the embed stage found a picture pasted into one (upstream) image, and its descriptor, if it did. */
+  insetOf(id: number, modelId: string): Inset | undefined {
     const row = this.stmt('SELECT e.inset FROM images i JOIN embeddings e ON e.hash = i.hash AND e.model_id = ? WHERE i.id = ?').get(modelId, id) as { inset: Buffer | null } | undefined;
-    return row?.inset ? insetFromBlob(row.inset).box : undefined;
+    return row?.inset ? insetFromBlob(row.inset) : undefined;
   }
 
   /** Where one image's bytes are (to decode it again when its pixels are not at hand). */

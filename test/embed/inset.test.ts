@@ -13,6 +13,8 @@ import { modelBatch, resizeBox, uniformBorderBox, writeNormalised, type Box } fr
 import { applyTransform, mulberry32, type FamilyName } from '../../src/eval/transforms.js';
 import { decodeRead } from '../../src/scan/decode.js';
 import { createAligner } from '../../src/verify/aligner.js';
+import { insetFrameWanted, PairVerifier, verifyBacklog } from '../../src/verify/run.js';
+import { Catalog } from '../../src/state/catalog.js';
 import { lumaOfRgb } from '../../src/verify/luma.js';
 import { loadModel } from '../../src/embed/model-card.js';
 import { defaultModelDir } from '../../src/util/package-root.js';
@@ -188,5 +190,41 @@ describe('an audit finds copies pasted into other photos', () => {
     const hits = expected.filter((e) => matched.has(e));
     // Measured: 4 of 6. Without the inset, one global embedding of the collage is mostly the backdrop photo.
     assert.ok(hits.length >= 4, `matched ${hits.length}/${expected.length}: ${[...matched].join(', ')}`);
+  });
+
+  it('verifies the same candidates alike inline and from the backlog (the inset frame is chosen from stored vectors)', async () => {
+    const later = join(root, 'later');
+    const r = await runCli(['audit', '--upstream', join(root, 'upstream'), '--downstream', FIXTURE_DOWNSTREAM, '--out', later, '--verify', 'off', '--floor', '0.5', '--threshold', '0.8', '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    const catalog = Catalog.open(join(later, 'neardup.db'));
+    try {
+      const model = loadModel(defaultModelDir('onnx'));
+      const done = await verifyBacklog(catalog, model.id, new PairVerifier(catalog, createAligner(), N), undefined, { verify: true, threshold: THRESHOLD }, N);
+      assert.ok(done >= 6, `${done} candidates verified from the backlog`);
+    } finally {
+      catalog.close();
+    }
+    const scores = (dir: string) => {
+      const d = new Database(join(dir, 'neardup.db'), { readonly: true });
+      try {
+        return d.prepare(`SELECT u.path AS u, w.path AS d, m.verify_score AS v FROM matches m JOIN images u ON u.id = m.upstream_id
+          JOIN images w ON w.id = m.downstream_id WHERE m.kind = 'embedding' ORDER BY u.path, w.path`).all();
+      } finally {
+        d.close();
+      }
+    };
+    assert.deepEqual(scores(later), scores(join(root, 'out')));
+  });
+});
+
+describe('which candidates are aligned inside the inset', () => {
+  const unit = (i: number) => Float32Array.from({ length: 4 }, (_, j) => (j === i ? 1 : 0));
+  const stacked = (...views: Float32Array[]) => Float32Array.from(views.flatMap((v) => [...v]));
+
+  it('those the inset describes at least as well as the whole image, in any stored view', () => {
+    const [whole, inset] = [unit(0), unit(1)];
+    assert.equal(insetFrameWanted(stacked(unit(2), unit(1)), whole, inset), true, 'the inset matches its second view');
+    assert.equal(insetFrameWanted(stacked(unit(0), unit(3)), whole, inset), false, 'the whole image matches; the inset does not');
+    assert.equal(insetFrameWanted(stacked(unit(2), unit(3)), whole, inset), true, 'a tie (neither) keeps the frame');
   });
 });

@@ -1,8 +1,10 @@
 /**
  * Copies pasted smaller, off-centre, on a plain canvas: the coarse search resamples the upstream
  * image about its centre, so such a copy aligns only once the verifier also looks inside the
- * upstream image's uniform borders (PairVerifier's second frame). A real audit over fixture
- * photos: every copy must verify, with the transform restated for the full frame.
+ * upstream image's uniform borders (PairVerifier's second frame). And copies cropped to a quarter
+ * off-centre, which align against the downstream crop view the embedding retrieved them through.
+ * Real audits over fixture photos: every copy must verify, with the transform restated for the
+ * full frames.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,6 +57,50 @@ describe('a copy pasted smaller and off-centre on a plain canvas', () => {
       // The pasted image's centre relative to the canvas centre, as shares of the side.
       assert.ok(Math.abs(Number(r.shift_x) - (x + scale / 2 - 0.5)) < 0.05, `u${i}: shift_x ${r.shift_x}, expected ${(x + scale / 2 - 0.5).toFixed(3)}`);
       assert.ok(Math.abs(Number(r.shift_y) - (y + scale / 2 - 0.5)) < 0.05, `u${i}: shift_y ${r.shift_y}, expected ${(y + scale / 2 - 0.5).toFixed(3)}`);
+    }
+  });
+});
+
+/** Quarter-area crops (half the side, aspect jittered) and where their top-left corner lies, as shares of the photo's side. */
+const CROPS_AT = [[0.5, 0.5, 0.06, 0.1], [0.55, 0.45, 0.4, 0.04], [0.5, 0.5, 0.45, 0.47], [0.45, 0.55, 0.1, 0.38], [0.5, 0.5, 0.3, 0.18], [0.5, 0.45, 0.02, 0.5]] as const;
+
+describe('a copy cropped to a quarter of the area, off-centre', () => {
+  let dir = '';
+  let rows: Record<string, string>[] = [];
+  before(async () => {
+    dir = await tmpDir('neardup-crop-frames-');
+    mkdirSync(join(dir, 'down'));
+    mkdirSync(join(dir, 'up'));
+    for (const [i, rel] of PHOTOS.entries()) {
+      const bytes = readFileSync(join(FIXTURE_DOWNSTREAM, rel));
+      const { width, height } = await sharp(bytes).metadata();
+      await sharp(bytes).toFile(join(dir, 'down', `d${i}.png`));
+      const [w, h, x, y] = CROPS_AT[i]!;
+      const box = { left: Math.round(x * width!), top: Math.round(y * height!), width: Math.round(w * width!), height: Math.round(h * height!) };
+      await sharp(bytes).extract(box).png().toFile(join(dir, 'up', `u${i}.png`));
+    }
+    const r = await runCli(['audit', '--upstream', join(dir, 'up'), '--downstream', join(dir, 'down'), '--out', join(dir, 'out'), '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    const [header, ...records] = parseCsv(readFileSync(join(dir, 'out', 'matches.csv'), 'utf8'));
+    rows = records.map((rec) => Object.fromEntries(header!.map((h, k) => [h, rec[k]!])));
+  });
+  after(() => removeDir(dir));
+
+  test('every copy verifies against its original', () => {
+    const found = new Map(rows.map((r) => [r.upstream!.split('/').pop(), r.downstream!.split('/').pop()]));
+    // Measured: 6 of 6 with the crop frame; without it 5 (u5, cropped at the left edge, did not align).
+    for (let i = 0; i < PHOTOS.length; i++) assert.equal(found.get(`u${i}.png`), `d${i}.png`, `u${i}.png: ${JSON.stringify(rows.filter((r) => r.upstream!.endsWith(`u${i}.png`)))}`);
+  });
+
+  test('the transform is stated for the whole original: zoom 2, shifted to where the crop was', () => {
+    for (const r of rows) {
+      const i = Number(r.upstream!.split('/').pop()!.slice(1, -4));
+      const [w, , x, y] = CROPS_AT[i]!;
+      const [, h] = CROPS_AT[i]!;
+      assert.ok(Math.abs(Number(r.zoom) - 1 / Math.sqrt(w * h)) < 0.2, `u${i}: zoom ${r.zoom}, cropped to ${w}×${h}`);
+      // The original's centre, in the crop's frame, relative to its centre: (0.5 − x) / w − 0.5.
+      assert.ok(Math.abs(Number(r.shift_x) - ((0.5 - x) / w - 0.5)) < 0.08, `u${i}: shift_x ${r.shift_x}, expected ${((0.5 - x) / w - 0.5).toFixed(3)}`);
+      assert.ok(Math.abs(Number(r.shift_y) - ((0.5 - y) / h - 0.5)) < 0.08, `u${i}: shift_y ${r.shift_y}, expected ${((0.5 - y) / h - 0.5).toFixed(3)}`);
     }
   });
 });
