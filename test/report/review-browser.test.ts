@@ -20,10 +20,11 @@ import { parseKeepTxt, readSummary, removeDir, runCli, tmpDir } from '../helpers
 const CHROMIUM = '/usr/bin/chromium';
 const SKIP = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) to run the review-loop browser test`;
 /**
- * At 0.95 the fixtures' planted copies split: six verify at 0.959 or more (matches), four between
- * 0.82 and 0.93 (near misses within 0.15); unrelated pairs stay under 0.35.
+ * At 0.97 the fixtures' planted copies split: six verify at 0.975 or more (matches), five between
+ * 0.82 and 0.96 (near misses within 0.15); unrelated pairs stay under 0.35. (At 0.95, since the
+ * verifier's crop frame lifted two crops to 0.954 and 0.958, too few near misses were left.)
  */
-const THRESHOLD = '0.95';
+const THRESHOLD = '0.97';
 /** A threshold above every near miss and under the exact copies' 1.0. */
 const RERUN_THRESHOLD = '0.99';
 
