@@ -21,26 +21,36 @@ const CANVAS = 256;
 const PLACES = [[0.5, 0.04, 0.06], [0.55, 0.4, 0.05], [0.5, 0.45, 0.45], [0.6, 0.05, 0.38], [0.5, 0.3, 0.2], [0.45, 0.5, 0.5]] as const;
 const FILLS = ['#000000', '#ffffff', '#7a4f9e'];
 
+/**
+ * Each fixture photo as d<i>.png downstream and `copy(bytes, i)` of it as u<i>.png upstream,
+ * audited with the defaults: the rows of matches.csv.
+ */
+async function auditCopies(dir: string, copy: (bytes: Buffer, i: number) => Promise<Buffer>): Promise<Record<string, string>[]> {
+  mkdirSync(join(dir, 'down'));
+  mkdirSync(join(dir, 'up'));
+  for (const [i, rel] of PHOTOS.entries()) {
+    const bytes = readFileSync(join(FIXTURE_DOWNSTREAM, rel));
+    await sharp(bytes).toFile(join(dir, 'down', `d${i}.png`));
+    await sharp(await copy(bytes, i)).toFile(join(dir, 'up', `u${i}.png`));
+  }
+  const r = await runCli(['audit', '--upstream', join(dir, 'up'), '--downstream', join(dir, 'down'), '--out', join(dir, 'out'), '-q']);
+  assert.equal(r.code, 0, r.stderr);
+  const [header, ...records] = parseCsv(readFileSync(join(dir, 'out', 'matches.csv'), 'utf8'));
+  return records.map((rec) => Object.fromEntries(header!.map((h, k) => [h, rec[k]!])));
+}
+
 describe('a copy pasted smaller and off-centre on a plain canvas', () => {
   let dir = '';
   let rows: Record<string, string>[] = [];
   before(async () => {
     dir = await tmpDir('neardup-frames-');
-    mkdirSync(join(dir, 'down'));
-    mkdirSync(join(dir, 'up'));
-    for (const [i, rel] of PHOTOS.entries()) {
-      const bytes = readFileSync(join(FIXTURE_DOWNSTREAM, rel));
-      await sharp(bytes).toFile(join(dir, 'down', `d${i}.png`));
+    rows = await auditCopies(dir, async (bytes, i) => {
       const [scale, x, y] = PLACES[i]!;
       const side = Math.round(CANVAS * scale);
       const pasted = await sharp(bytes).resize(side, side, { fit: 'fill' }).png().toBuffer();
-      await sharp({ create: { width: CANVAS, height: CANVAS, channels: 3, background: FILLS[i % FILLS.length]! } })
-        .composite([{ input: pasted, left: Math.round(x * CANVAS), top: Math.round(y * CANVAS) }]).png().toFile(join(dir, 'up', `u${i}.png`));
-    }
-    const r = await runCli(['audit', '--upstream', join(dir, 'up'), '--downstream', join(dir, 'down'), '--out', join(dir, 'out'), '-q']);
-    assert.equal(r.code, 0, r.stderr);
-    const [header, ...records] = parseCsv(readFileSync(join(dir, 'out', 'matches.csv'), 'utf8'));
-    rows = records.map((rec) => Object.fromEntries(header!.map((h, k) => [h, rec[k]!])));
+      return sharp({ create: { width: CANVAS, height: CANVAS, channels: 3, background: FILLS[i % FILLS.length]! } })
+        .composite([{ input: pasted, left: Math.round(x * CANVAS), top: Math.round(y * CANVAS) }]).png().toBuffer();
+    });
   });
   after(() => removeDir(dir));
 
@@ -69,20 +79,12 @@ describe('a copy cropped to a quarter of the area, off-centre', () => {
   let rows: Record<string, string>[] = [];
   before(async () => {
     dir = await tmpDir('neardup-crop-frames-');
-    mkdirSync(join(dir, 'down'));
-    mkdirSync(join(dir, 'up'));
-    for (const [i, rel] of PHOTOS.entries()) {
-      const bytes = readFileSync(join(FIXTURE_DOWNSTREAM, rel));
+    rows = await auditCopies(dir, async (bytes, i) => {
       const { width, height } = await sharp(bytes).metadata();
-      await sharp(bytes).toFile(join(dir, 'down', `d${i}.png`));
       const [w, h, x, y] = CROPS_AT[i]!;
       const box = { left: Math.round(x * width!), top: Math.round(y * height!), width: Math.round(w * width!), height: Math.round(h * height!) };
-      await sharp(bytes).extract(box).png().toFile(join(dir, 'up', `u${i}.png`));
-    }
-    const r = await runCli(['audit', '--upstream', join(dir, 'up'), '--downstream', join(dir, 'down'), '--out', join(dir, 'out'), '-q']);
-    assert.equal(r.code, 0, r.stderr);
-    const [header, ...records] = parseCsv(readFileSync(join(dir, 'out', 'matches.csv'), 'utf8'));
-    rows = records.map((rec) => Object.fromEntries(header!.map((h, k) => [h, rec[k]!])));
+      return sharp(bytes).extract(box).png().toBuffer();
+    });
   });
   after(() => removeDir(dir));
 
@@ -95,8 +97,7 @@ describe('a copy cropped to a quarter of the area, off-centre', () => {
   test('the transform is stated for the whole original: zoom 2, shifted to where the crop was', () => {
     for (const r of rows) {
       const i = Number(r.upstream!.split('/').pop()!.slice(1, -4));
-      const [w, , x, y] = CROPS_AT[i]!;
-      const [, h] = CROPS_AT[i]!;
+      const [w, h, x, y] = CROPS_AT[i]!;
       assert.ok(Math.abs(Number(r.zoom) - 1 / Math.sqrt(w * h)) < 0.2, `u${i}: zoom ${r.zoom}, cropped to ${w}×${h}`);
       // The original's centre, in the crop's frame, relative to its centre: (0.5 − x) / w − 0.5.
       assert.ok(Math.abs(Number(r.shift_x) - ((0.5 - x) / w - 0.5)) < 0.08, `u${i}: shift_x ${r.shift_x}, expected ${((0.5 - x) / w - 0.5).toFixed(3)}`);
