@@ -20,5 +20,5 @@ export async function decodeAndEmbed(model: LoadedModel, runtime: EmbedRuntime, 
   const ok = wantLuma ? decoded.flatMap((d) => (d.ok ? [d.rgb!] : [])) : [];
   const luma = new Uint8Array(ok.length * pixels);
   ok.forEach((rgb, i) => luma.set(lumaOfRgb(rgb, pixels), i * pixels));
-  return { outcomes: decoded.map((d) => (d.ok ? { ok: true as const, width: d.width, height: d.height } : { ok: false as const, error: d.error })), vectors, insets: batch.insets.map((b) => b ?? null), luma };
+  return { outcomes: decoded.map((d) => (d.ok ? { ok: true as const, width: d.width, height: d.height } : { ok: false as const, error: d.error })), vectors, insets: batch.insets, luma };
 }

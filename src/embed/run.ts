@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import type { Catalog, DecodedResult, EmbeddingRow, FailedResult, WorkItem } from '../state/catalog.js';
+import type { Catalog, DecodedResult, EmbeddingRow, FailedResult, Inset, WorkItem } from '../state/catalog.js';
 import { decodeImage, readImage, type ReadResult } from '../scan/decode.js';
 import type { Progress } from '../util/progress-types.js';
 import type { LoadedModel } from './model-card.js';
@@ -160,7 +160,7 @@ async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: Embe
   chunks.forEach((chunk, b) => {
     const { outcomes, vectors, luma, insets } = batches[b]!;
     const embedded = chunk.filter((r, i) => r.image.embed && outcomes[i]!.ok).length;
-    const nextInset = insetReader(vectors, embedded * stride, dims);
+    const nextInsets = insetReader(vectors, embedded * stride, dims);
     let row = 0;
     let decodedInChunk = 0;
     chunk.forEach(({ item, hash, image }, i) => {
@@ -171,21 +171,20 @@ async function embedReadPage(catalog: Catalog, model: LoadedModel, runtime: Embe
       }
       if (wantPlanes) planes.push({ id: item.id, hash, luma: luma.subarray(decodedInChunk * pixels, ++decodedInChunk * pixels) });
       ok.push({ id: item.id, hash, width: outcome.width, height: outcome.height });
-      if (image.embed) embeddings.push({ hash, views, vectors: vectors.slice(row * stride, (row + 1) * stride), inset: nextInset(insets[row++]) });
+      if (image.embed) embeddings.push({ hash, views, vectors: vectors.slice(row * stride, (row + 1) * stride), insets: nextInsets(insets[row++]!) });
     });
   });
   return { ok, failed, embeddings, planes, lastId: reads[reads.length - 1]!.item.id };
 }
 
-/** Hands out the inset descriptors that follow the views in a batch's output, in order, to the images that have one. */
-function insetReader(vectors: Float32Array, start: number, dims: number): (box: Box | null | undefined) => EmbeddingRow['inset'] {
+/** Hands out the inset descriptors that follow the views in a batch's output, in order, to the images that have some. */
+function insetReader(vectors: Float32Array, start: number, dims: number): (boxes: readonly Box[]) => Inset[] {
   let at = start;
-  return (box) => {
-    if (!box) return undefined;
+  return (boxes) => boxes.map((box) => {
     const vector = vectors.slice(at, at + dims);
     at += dims;
     return { box, vector };
-  };
+  });
 }
 
 function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, plan: EmbedPlan, decoded: DecodedItem[]): Promise<EmbeddedPage> {
@@ -220,11 +219,11 @@ async function embedHashes(model: LoadedModel, runtime: EmbedRuntime, plan: Embe
   const dims = model.card.output.dims;
   const batch = modelBatch([...images.values()], views, model.card.input, plan.insets);
   const out = await runtime.embed(batch.pixels, batch.count);
-  const nextInset = insetReader(out, images.size * views * dims, dims);
+  const nextInsets = insetReader(out, images.size * views * dims, dims);
   const rows: EmbeddingRow[] = [];
   let i = 0;
   for (const hash of images.keys()) {
-    rows.push({ hash, views, vectors: out.slice(i * views * dims, (i + 1) * views * dims), inset: nextInset(batch.insets[i]) });
+    rows.push({ hash, views, vectors: out.slice(i * views * dims, (i + 1) * views * dims), insets: nextInsets(batch.insets[i]!) });
     i++;
   }
   return rows;

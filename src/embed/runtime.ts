@@ -31,7 +31,7 @@ export interface EncodedImage {
 
 /**
  * Per image, its size or why it failed; the descriptors of the images to embed that decoded, in
- * order, `views` each, followed by the descriptor of each inset found (when asked for: see
+ * order, `views` each, followed by the descriptors of the insets found (when asked for: see
  * views.ts modelBatch); and, when asked for, the luma of every decoded image's model input (size²
  * bytes each, in order of the ok outcomes; else empty), which the verify stage compares instead
  * of decoding again.
@@ -39,8 +39,8 @@ export interface EncodedImage {
 export interface DecodedBatch {
   outcomes: ({ ok: true; width: number; height: number } | { ok: false; error: string })[];
   vectors: Float32Array;
-  /** Per embedded image, its inset's box, or null; the inset descriptors follow the views in `vectors`, in this order. */
-  insets: (Box | null)[];
+  /** Per embedded image, its insets' boxes (often none); the inset descriptors follow the views in `vectors`, in this order. */
+  insets: Box[][];
   luma: Uint8Array;
 }
 

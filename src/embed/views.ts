@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { findInset, INSET } from './inset.js';
+import { findInsets, INSET } from './inset.js';
 
 /**
  * The eight dihedral views of a square image: the four 90° rotations and their mirror images.
@@ -240,41 +240,42 @@ export function writeNormalised(rgb: Uint8Array, n: number, mean: readonly numbe
   }
 }
 
-/** One model batch: the images' views, then the inset of each image that has one. */
+/** One model batch: the images' views, then the insets of each image that has some. */
 export interface ModelBatch {
   /** Normalised float32 NCHW, `count` inputs. */
   pixels: Float32Array;
   count: number;
   /**
-   * Per image, where its inset is in its full (untrimmed) n×n frame, or undefined: the inputs
-   * after the images' views are these insets, in image order. All undefined unless asked for.
+   * Per image, where its insets are in its full (untrimmed) n×n frame: the inputs after the
+   * images' views are these insets, in image order. All empty unless asked for.
    */
-  insets: (Box | undefined)[];
+  insets: Box[][];
 }
 
 /**
  * One model batch: every image in `views` views (image-major, view-minor), normalised. Each image
  * is first trimmed of uniform borders ({@link trimUniformBorder}), on both sides alike. With
- * `insets` (the upstream side), each trimmed image is also searched for a picture pasted into it
- * (inset.ts), and that rectangle, resampled from the image as decoded, is one more input.
+ * `insets` (the upstream side), each trimmed image is also searched for pictures pasted into it
+ * or tiled with it (inset.ts), and each such rectangle, resampled from the image as decoded, is
+ * one more input.
  */
 export function modelBatch(rgbs: readonly Uint8Array[], views: number, input: { size: number; mean: readonly number[]; std: readonly number[] }, insets = false): ModelBatch {
   const { size, mean, std } = input;
-  const found: (Box | undefined)[] = [];
+  const found: Box[][] = [];
   const canonicals = rgbs.map((rgb) => {
     const { canonical, box: trim } = trimmed(rgb, size);
-    const inset = insets ? findInset(canonical, size) : undefined;
-    found.push(inset && (trim === undefined ? inset : withinBox(inset, trim, size)));
+    const boxes = insets ? findInsets(canonical, size) : [];
+    found.push(trim === undefined ? boxes : boxes.map((box) => withinBox(box, trim, size)));
     return canonical;
   });
-  const count = rgbs.length * views + found.filter(Boolean).length;
+  const count = rgbs.length * views + found.reduce((sum, boxes) => sum + boxes.length, 0);
   const pixels = new Float32Array(count * 3 * size * size);
   let slot = 0;
   for (const canonical of canonicals) {
     for (let v = 0; v < views; v++) writeNormalised(modelView(canonical, size, v), size, mean, std, pixels, slot++);
   }
   rgbs.forEach((rgb, i) => {
-    if (found[i]) writeNormalised(resizeBox(rgb, size, found[i]!), size, mean, std, pixels, slot++);
+    for (const box of found[i]!) writeNormalised(resizeBox(rgb, size, box), size, mean, std, pixels, slot++);
   });
   return { pixels, count, insets: found };
 }

@@ -200,7 +200,7 @@ export async function buildSuite(folder: string, o: SuiteOptions): Promise<Suite
 }
 
 /**
- * Photos zoomphoto may paste a copy into: the folder's photos that are not originals (a backdrop
+ * Photos zoomphoto may paste a copy into, and mosaic cut its other tiles from: the folder's photos that are not originals (a backdrop
  * that is an original would plant a second copy), else the distractors.
  */
 function backdropPool(images: string[], originals: string[], folder: string, distractors: string[], distractorFolder: string, families: FamilyName[]): string[] {
@@ -209,7 +209,7 @@ function backdropPool(images: string[], originals: string[], folder: string, dis
   const spare = images.filter((rel) => !taken.has(rel)).map((rel) => join(folder, rel));
   const pool = spare.length > 0 ? spare : distractorFolder === folder ? [] : distractors.map((rel) => join(distractorFolder, rel));
   if (pool.length === 0) {
-    throw new ConfigError(`zoomphoto pastes each copy into another photo, and ${folder} holds no photo besides the ${originals.length} originals: lower --originals, add --distractors-from, or leave zoomphoto out`, 'E_CONFIG');
+    throw new ConfigError(`zoomphoto and mosaic put each copy beside another photo, and ${folder} holds no photo besides the ${originals.length} originals: lower --originals, add --distractors-from, or leave ${NEEDS_BACKDROP.join(' and ')} out`, 'E_CONFIG');
   }
   return pool;
 }
@@ -218,7 +218,7 @@ async function writeCopy(folder: string, original: string, family: FamilyName, s
   // Keyed by the original's path, so a bigger --originals leaves the existing copies unchanged.
   const rng = mulberry32(streamSeed(seed, `copy:${original}:${family}`));
   const bytes = await readPhoto(join(folder, original));
-  const backdrop = NEEDS_BACKDROP.includes(family) ? await readPhoto(pickBackdrop(backdrops, seed, original)) : undefined;
+  const backdrop = NEEDS_BACKDROP.includes(family) ? await readPhoto(pickBackdrop(backdrops, seed, original, family)) : undefined;
   const result = await applyTransform(res ? await fitInside(bytes, res) : bytes, family, rng, { backdrop });
   const data = res && (await tooLarge(result.data, res)) ? await fitInside(result.data, res) : result.data;
   const path = `${stem}.${data === result.data ? result.ext : 'png'}`;
@@ -226,9 +226,12 @@ async function writeCopy(folder: string, original: string, family: FamilyName, s
   return path;
 }
 
-/** The backdrop of an original's zoomphoto copy, from its own stream so the copy's other draws stay as they were. */
-const pickBackdrop = (pool: string[], seed: number, original: string): string =>
-  pool[Math.floor(mulberry32(streamSeed(seed, `backdrop:${original}`))() * pool.length)]!;
+/**
+ * The backdrop of an original's zoomphoto or mosaic copy, from its own stream so the copy's other
+ * draws stay as they were; each family its own (zoomphoto's stream predates mosaic).
+ */
+const pickBackdrop = (pool: string[], seed: number, original: string, family: FamilyName): string =>
+  pool[Math.floor(mulberry32(streamSeed(seed, family === 'zoomphoto' ? `backdrop:${original}` : `backdrop:${original}:${family}`))() * pool.length)]!;
 
 async function copyDistractor(folder: string, source: string, stem: string, res: number | undefined): Promise<string> {
   const path = `${stem}${res ? '.png' : extname(source)}`;

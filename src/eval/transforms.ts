@@ -35,6 +35,7 @@ export const FAMILIES = Object.freeze({
   noise: 'additive gaussian noise, σ 8–20 per channel (of 255)',
   pixelate: 'shrink to 25–45% of the side and enlarge back with nearest-neighbour sampling (blocky)',
   rotinplace: 'rotate ±8–25° inside the same canvas (corners of the photo cut, black corners in), as torchvision and OpenCV do by default',
+  mosaic: 'the copy at full size as one of 2–4 tiles of a collage (side by side, stacked, or 2×2); the other tiles are quarters of another photo of the folder',
 });
 
 /** One of the keys of {@link FAMILIES}. */
@@ -420,6 +421,29 @@ async function zoomphoto(raw: Raw, rng: Rng, context: TransformContext): Promise
   return { image: fromRaw(canvas), params: { ...at } };
 }
 
+/**
+ * A comparison figure, a contact sheet, a meme template: the test image keeps its size and a
+ * side or two on the collage's edge, and the other tiles are other pictures (crops of the
+ * backdrop photo, each its own picture with seams between them).
+ */
+async function mosaic(raw: Raw, rng: Rng, context: TransformContext): Promise<Plan> {
+  if (!context.backdrop) throw invalidOption('transform.backdrop', 'a photo to cut the other tiles from (mosaic)', 'none');
+  const [columns, rows] = pick(rng, [[2, 1], [1, 2], [2, 2]] as const);
+  const tile = randomInt(rng, 0, columns * rows - 1);
+  const { width, height } = raw;
+  const canvas = solidRaw(width * columns, height * rows, BLACK);
+  const other = await toRaw(fromRaw(await decodeRgb(context.backdrop)).resize(width * 2, height * 2, { fit: 'cover' }));
+  for (let k = 0; k < columns * rows; k++) {
+    const [left, top] = [(k % columns) * width, Math.floor(k / columns) * height];
+    // Tile k of the others shows the backdrop's quarter k + 1 (mod 4), never the one at its own
+    // place: neighbouring tiles are then different pictures with a seam between them, not one photo.
+    const quarter = (k + 1) % 4;
+    const piece = k === tile ? raw : await toRaw(fromRaw(other).extract({ left: (quarter % 2) * width, top: (quarter >> 1) * height, width, height }));
+    paste(canvas, piece, left, top);
+  }
+  return { image: fromRaw(canvas), params: { columns, rows, tile } };
+}
+
 /** The rotated image's centre at the original size: neither expanded (rotexpand) nor cropped clean of the corners (rotsmall). */
 async function rotinplace(raw: Raw, rng: Rng): Promise<Plan> {
   const angle = round3(uniform(rng, 8, 25) * pick(rng, [1, -1]));
@@ -451,11 +475,11 @@ async function pixelate(raw: Raw, rng: Rng): Promise<Plan> {
 const OPS: Readonly<Record<FamilyName, Op>> = Object.freeze({
   crop50, shift, rot90, rotsmall, squeeze, colour, grayscale, jpeg, mirror, combo,
   shiftfill, rotexpand, border, zoomout, perspective, overlay, blur, crop25, combo2,
-  zoomphoto, noise, pixelate, rotinplace,
+  zoomphoto, noise, pixelate, rotinplace, mosaic,
 });
 
 /** Families that need a {@link TransformContext} field. */
-export const NEEDS_BACKDROP: readonly FamilyName[] = Object.freeze(['zoomphoto']);
+export const NEEDS_BACKDROP: readonly FamilyName[] = Object.freeze(['zoomphoto', 'mosaic']);
 
 /**
  * Encodes deterministically: fixed settings, no metadata, baseline libjpeg-turbo (no mozjpeg

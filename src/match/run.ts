@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Catalog, EmbeddedImage, MatchRow, VerifiedPair } from '../state/catalog.js';
 import { searchOne, type DownstreamIndex, type Hit } from '../ann/hnsw.js';
 import type { Progress } from '../util/progress-types.js';
-import { decideCandidate, decisionOf, explain, insetFrameWanted, verifyBacklog, type AlignmentRecord, type Candidate, type DecisionRule, type PairVerifier, type PlaneStore, type VerifyThread } from '../verify/run.js';
+import { decideCandidate, decisionOf, explain, insetFrameOf, verifyBacklog, type AlignmentRecord, type Candidate, type DecisionRule, type PairVerifier, type PlaneStore, type VerifyThread } from '../verify/run.js';
 import type { VerifyJob } from '../verify/thread.js';
 import { CROP_MARGIN, type Box } from '../embed/views.js';
 import { INSET_MARGIN } from '../embed/inset.js';
@@ -26,7 +26,7 @@ export interface MatchOptions {
   verify?: { verifier: PairVerifier; store: PlaneStore; size: number; thread?: VerifyThread };
 }
 
-/** A retrieved candidate and whether the verifier aligns it inside the upstream image's inset too. */
+/** A retrieved candidate and which of the upstream image's insets, if any, the verifier aligns it inside too. */
 type MatchHit = Hit & Pick<Candidate, 'insetFrame'>;
 
 export interface MatchResult { queried: number; candidates: number; matches: number; exact: number; resumedFrom: number; verified: number }
@@ -98,7 +98,7 @@ export class MatchCursor {
     for (const [upstreamId, candidates] of hits) {
       const luma = this.o.verify!.store.take(upstreamId);
       // A copy: the plane is a view of its decode batch's buffer, which would be cloned whole.
-      if (luma) jobs.push({ upstreamId, luma: luma.slice(), candidates, inset: insets.get(upstreamId) });
+      if (luma) jobs.push({ upstreamId, luma: luma.slice(), candidates, insets: insets.get(upstreamId) ?? [] });
     }
     const verified = thread.verify(jobs);
     verified.catch(() => undefined); // awaited in order below
@@ -149,22 +149,24 @@ export class MatchCursor {
   }
 
   /**
-   * The image's hits, and those of the picture found pasted into it, which must clear the floor
-   * by INSET_MARGIN: per downstream image the better of the two, at most k of each, each marked
-   * with whether the verifier aligns inside the inset too.
+   * The image's hits, and those of the pictures found pasted into it or tiled with it, which must
+   * clear the floor by INSET_MARGIN: per downstream image the best, at most k per descriptor, each
+   * marked with the inset the verifier aligns it inside too, if any.
    */
   private search(u: EmbeddedImage): MatchHit[] {
     const wholeVector = u.vectors.subarray(0, this.index.dims);
     const whole = searchOne(this.index, wholeVector, this.o.k, this.o.floor);
-    if (!u.inset) return whole;
-    const insetVector = u.inset.vector;
+    if (u.insets.length === 0) return whole;
     const best = new Map(whole.map((h) => [h.downstreamId, h]));
-    for (const h of searchOne(this.index, insetVector, this.o.k, this.o.floor + INSET_MARGIN)) {
-      if (h.score > (best.get(h.downstreamId)?.score ?? -Infinity)) best.set(h.downstreamId, h);
+    for (const { vector } of u.insets) {
+      for (const h of searchOne(this.index, vector, this.o.k, this.o.floor + INSET_MARGIN)) {
+        if (h.score > (best.get(h.downstreamId)?.score ?? -Infinity)) best.set(h.downstreamId, h);
+      }
     }
+    const insetVectors = u.insets.map((i) => i.vector);
     return [...best.values()]
       .sort((a, b) => b.score - a.score || a.downstreamId - b.downstreamId)
-      .map((h) => ({ ...h, insetFrame: insetFrameWanted(this.index.vectors.get(h.downstreamId)!, wholeVector, insetVector) }));
+      .map((h) => ({ ...h, insetFrame: insetFrameOf(this.index.vectors.get(h.downstreamId)!, wholeVector, insetVectors) }));
   }
 
   /** The page's rows, verified in this thread when the upstream plane is at hand. */
@@ -200,8 +202,8 @@ export class MatchCursor {
   }
 }
 
-/** Where each image of a page has its inset, for the verifier. */
-const insetsOf = (page: EmbeddedImage[]): Map<number, Box> => new Map(page.flatMap((u) => (u.inset ? [[u.id, u.inset.box] as const] : [])));
+/** Where each image of a page has its insets, for the verifier. */
+const insetsOf = (page: EmbeddedImage[]): Map<number, Box[]> => new Map(page.flatMap((u) => (u.insets.length ? [[u.id, u.insets.map((i) => i.box)] as const] : [])));
 
 /** Re-decide every stored candidate under a rule: no model, index or alignment work, and no rows in memory. */
 export function applyThreshold(catalog: Catalog, modelId: string, rule: DecisionRule): void {

@@ -24,12 +24,12 @@ export interface DecodedResult { id: number; hash: string; width: number; height
 export interface FailedResult { id: number; error: string }
 export interface EmbeddingRow {
   hash: string; views: number; vectors: Float32Array;
-  /** Upstream images: the picture found pasted into the image (views.ts modelBatch) and its descriptor. */
-  inset?: Inset;
+  /** Upstream images: the pictures found pasted into the image or tiled with it (views.ts modelBatch), with their descriptors. */
+  insets?: Inset[];
 }
 export interface Inset { box: Box; vector: Float32Array }
 /** An image's stored descriptors, as the index and the match stage read them. */
-export interface EmbeddedImage { id: number; hash: string; views: number; vectors: Float32Array; inset?: Inset }
+export interface EmbeddedImage { id: number; hash: string; views: number; vectors: Float32Array; insets: Inset[] }
 export interface MatchRow {
   upstreamId: number; downstreamId: number; score: number; view: number;
   kind: 'exact' | 'embedding'; decision: 'match' | 'below-threshold'; reason: string;
@@ -55,11 +55,17 @@ export const VANISHED = 'file no longer present in the source (moved or deleted 
 const UNCHANGED = `images.bytes IS excluded.bytes AND images.mtime_ms IS excluded.mtime_ms AND images.error IS NOT '${VANISHED}'`;
 const toBlob = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 const fromBlob = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-const insetBlob = ({ box, vector }: Inset) => toBlob(Float32Array.of(box.left, box.top, box.width, box.height, ...vector));
-const insetFromBlob = (b: Buffer): Inset => {
+/** Insets as one blob: per inset, its box (4 floats) then its descriptor; NULL for none. */
+const insetsBlob = (insets: readonly Inset[] | undefined) =>
+  insets?.length ? toBlob(Float32Array.from(insets.flatMap(({ box, vector }) => [box.left, box.top, box.width, box.height, ...vector]))) : null;
+function insetsFromBlob(b: Buffer | null, dims: number): Inset[] {
+  if (!b) return [];
   const v = fromBlob(b);
-  return { box: { left: v[0]!, top: v[1]!, width: v[2]!, height: v[3]! }, vector: v.subarray(4) };
-};
+  return Array.from({ length: v.length / (4 + dims) }, (_, k) => {
+    const r = v.subarray(k * (4 + dims), (k + 1) * (4 + dims));
+    return { box: { left: r[0]!, top: r[1]!, width: r[2]!, height: r[3]! }, vector: r.subarray(4) };
+  });
+}
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(',');
 
 /**
@@ -244,14 +250,14 @@ export class Catalog {
   commitDecoded(decoded: DecodedResult[], failed: FailedResult[], modelId: string | undefined, embeddings: EmbeddingRow[], planes?: { size: number; rows: { hash: string; luma: Uint8Array }[] }): void {
     const ok = this.stmt("UPDATE images SET status = 'ok', error = NULL, hash = ?, width = ?, height = ? WHERE id = ?");
     const bad = this.stmt("UPDATE images SET status = 'error', error = ?, hash = NULL WHERE id = ?");
-    // A downstream row (more views) replaces an upstream one, keeping its inset.
+    // A downstream row (more views) replaces an upstream one, keeping its insets.
     const emb = this.stmt(`INSERT INTO embeddings(hash, model_id, views, vectors, inset) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT(hash, model_id) DO UPDATE SET views = excluded.views, vectors = excluded.vectors, inset = COALESCE(excluded.inset, embeddings.inset)
       WHERE excluded.views > embeddings.views`);
     this.db.transaction(() => {
       for (const d of decoded) ok.run(d.hash, d.width, d.height, d.id);
       for (const f of failed) bad.run(f.error, f.id);
-      if (modelId) for (const e of embeddings) emb.run(e.hash, modelId, e.views, toBlob(e.vectors), e.inset ? insetBlob(e.inset) : null);
+      if (modelId) for (const e of embeddings) emb.run(e.hash, modelId, e.views, toBlob(e.vectors), insetsBlob(e.insets));
       if (planes) this.insertPlanes(planes.size, planes.rows);
     }).immediate();
   }
@@ -263,7 +269,10 @@ export class Catalog {
       JOIN embeddings e ON e.hash = i.hash AND e.model_id = ?
       WHERE i.source_id IN (${placeholders(sourceIds.length)}) AND i.status = 'ok' AND i.id > ? AND i.id <= ?
       ORDER BY i.id LIMIT ?`).all(modelId, ...sourceIds, afterId, untilId, limit) as { id: number; hash: string; views: number; vectors: Buffer; inset: Buffer | null }[];
-    return rows.map((r) => ({ id: r.id, hash: r.hash, views: r.views, vectors: fromBlob(r.vectors), inset: r.inset ? insetFromBlob(r.inset) : undefined }));
+    return rows.map((r) => {
+      const vectors = fromBlob(r.vectors);
+      return { id: r.id, hash: r.hash, views: r.views, vectors, insets: insetsFromBlob(r.inset, vectors.length / r.views) };
+    });
   }
 
   // --- match ---------------------------------------------------------------------------------
@@ -321,10 +330,11 @@ export class Catalog {
     return row ? fromBlob(row.vectors) : undefined;
   }
 
-  /** Where the embed stage found a picture pasted into one (upstream) image, and its descriptor, if it did. */
-  insetOf(id: number, modelId: string): Inset | undefined {
-    const row = this.stmt('SELECT e.inset FROM images i JOIN embeddings e ON e.hash = i.hash AND e.model_id = ? WHERE i.id = ?').get(modelId, id) as { inset: Buffer | null } | undefined;
-    return row?.inset ? insetFromBlob(row.inset) : undefined;
+  /** Where the embed stage found pictures pasted into one (upstream) image or tiled with it, and their descriptors. */
+  insetsOf(id: number, modelId: string): Inset[] {
+    const row = this.stmt('SELECT e.inset, e.views, length(e.vectors) AS bytes FROM images i JOIN embeddings e ON e.hash = i.hash AND e.model_id = ? WHERE i.id = ?')
+      .get(modelId, id) as { inset: Buffer | null; views: number; bytes: number } | undefined;
+    return row ? insetsFromBlob(row.inset, row.bytes / 4 / row.views) : [];
   }
 
   /** Where one image's bytes are (to decode it again when its pixels are not at hand). */

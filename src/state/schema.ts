@@ -47,8 +47,8 @@ CREATE INDEX IF NOT EXISTS images_source_status ON images (source_id, status, id
 
 -- Embeddings are keyed by content hash (sha1 of the image bytes): exact duplicates are embedded once.
 -- vectors holds 'views' consecutive float32 descriptors (view 0 = the image as it is).
--- inset (upstream images only, NULL when none was found): float32 [left, top, width, height] of the
--- picture found pasted into the image (on the model input's grid), then that picture's descriptor.
+-- inset (upstream images only, NULL when none was found): per picture found pasted into the image or
+-- tiled with it, float32 [left, top, width, height] (on the model input's grid), then its descriptor.
 -- A rowid table: rows are appended in commit order and only the small (hash, model_id) index takes
 -- random inserts (keyed by the hash itself, every commit rewrote a page of 600-byte rows per image).
 CREATE TABLE IF NOT EXISTS embeddings (

@@ -40,14 +40,14 @@ export const GEOMETRY = Object.freeze({
   minOverlap: 0.35,
   /**
    * The upstream image is aligned in its full frame and, when it has uniform borders, inside them;
-   * when the embed stage found a picture pasted into it (embed/inset.ts), inside that too, for
-   * the candidates the inset's descriptor scores at least as high as the whole image's
-   * (run.ts insetFrameWanted). The downstream image is aligned whole and, when it is the upstream
+   * when the embed stage found pictures pasted into it or tiled with it (embed/inset.ts), inside
+   * the one whose descriptor scores the candidate highest, when that is at least as high as the
+   * whole image's (run.ts insetFrameOf). The downstream image is aligned whole and, when it is the upstream
    * image's top candidate and the embedding retrieved it through one of its crop views
    * (embed/views.ts CROPS), as that crop enlarged: a copy cropped to a quarter sits off-centre
    * at zoom ~2, where the coarse search is weakest.
    */
-  frames: 'full+inside-borders+inset-where-it-scores/whole+top-candidate-crop',
+  frames: 'full+inside-borders+best-inset-where-it-scores/whole+top-candidate-crop',
   /** Zooms outside this range are not copies this verifier can vouch for. */
   minZoom: 0.38,
   maxZoom: 2.6,

@@ -115,20 +115,27 @@ export interface VerifyStats { pairs: number; alignments: number; ms: number; de
 /**
  * A candidate as the verifier sees it: the downstream image, the view the embedding matched in
  * and, when retrieval just measured them, the cosines in that view and in the identity view.
- * `insetFrame`: align inside the upstream image's inset too (see insetFrameWanted).
+ * `insetFrame`: which of the upstream image's insets to align inside too, if any (see insetFrameOf).
  */
-export interface Candidate { downstreamId: number; view: number; score?: number; identityScore?: number; insetFrame?: boolean }
+export interface Candidate { downstreamId: number; view: number; score?: number; identityScore?: number; insetFrame?: number }
 
 /**
- * Whether a candidate is aligned inside the upstream image's inset as well: when the inset's
- * descriptor scores it at least as high as the whole image's does (best over its stored views).
- * Elsewhere the inset is a part of the picture the candidate does not resemble, or an edge
- * inside a plain photo taken for a seam (embed/inset.ts fires on ~13% of those), and the frame
- * costs alignments without finding anything. Inline matching and the backlog both decide by
- * this one function on the same stored vectors, so a resumed run verifies alike.
+ * Which of the upstream image's insets a candidate is aligned inside as well: the one whose
+ * descriptor scores it highest, when that is at least as high as the whole image's (best over
+ * the candidate's stored views); none otherwise. Elsewhere an inset is a part of the picture the
+ * candidate does not resemble, or an edge inside a plain photo taken for a seam (embed/inset.ts
+ * fires on ~13% of those), and the frame costs alignments without finding anything. Inline
+ * matching and the backlog both decide by this one function on the same stored vectors, so a
+ * resumed run verifies alike.
  */
-export function insetFrameWanted(downstream: Float32Array, whole: Float32Array, inset: Float32Array): boolean {
-  return bestDot(downstream, inset) >= bestDot(downstream, whole);
+export function insetFrameOf(downstream: Float32Array, whole: Float32Array, insets: readonly Float32Array[]): number | undefined {
+  let frame: number | undefined;
+  let best = bestDot(downstream, whole);
+  insets.forEach((inset, k) => {
+    const dot = bestDot(downstream, inset);
+    if (dot >= best) [frame, best] = [k, dot];
+  });
+  return frame;
 }
 
 /** The largest inner product of `q` with any of the views stacked in `vectors`. */
@@ -165,12 +172,12 @@ export class PairVerifier {
   /**
    * Aligns the upstream image with each candidate, in its full frame and, when it has uniform
    * borders (a frame, padding, the canvas of a copy pasted smaller), again inside them, and
-   * inside `inset`, the picture the embed stage found pasted into it, for the candidates marked
-   * `insetFrame`: the coarse search
+   * inside `insets[k]`, a picture the embed stage found pasted into it or tiled with it, for the
+   * candidates marked `insetFrame` k: the coarse search
    * resamples about the centre, so a copy pasted off-centre is found only once its canvas is
    * cut away. The best alignment counts, mapped back to the full frame.
    */
-  verify(upstreamId: number, luma: Uint8Array, candidates: readonly Candidate[], inset?: Box): VerifiedPair[] {
+  verify(upstreamId: number, luma: Uint8Array, candidates: readonly Candidate[], insets: readonly Box[] = []): VerifiedPair[] {
     const t0 = performance.now();
     const upHash = this.catalog.imageRef(upstreamId)?.hash ?? String(upstreamId);
     const found: (Found | undefined)[] = candidates.map(() => undefined);
@@ -178,10 +185,11 @@ export class PairVerifier {
     const missing = candidates.map(() => false);
     const sampled = candidates.map((c) => isControlSample(upHash, this.hashOf(c.downstreamId), this.controlRate));
     const top = topCandidate(candidates);
-    for (const frame of upstreamFrames(luma, this.size, inset)) {
+    for (const frame of upstreamFrames(luma, this.size, insets)) {
+      if (frame.inset !== undefined && !candidates.some((c) => c.insetFrame === frame.inset)) continue;
       this.aligner.setUpstream(frame.luma);
       candidates.forEach((c, i) => {
-        if (frame.box !== undefined && frame.box === inset && !c.insetFrame) return;
+        if (frame.inset !== undefined && c.insetFrame !== frame.inset) return;
         const tried = viewsToTry(c);
         const best = this.bestAlignment(c.downstreamId, tried);
         if (best === undefined) return void (missing[i] = true);
@@ -318,10 +326,14 @@ function viewsToTry(c: Candidate): number[] {
  */
 interface Found { a: Alignment; view: number; frame: Box | undefined; crop?: Box }
 
-/** The upstream image as it is, inside its uniform borders when it has them, and inside its inset when it has one (each resized to the full side). */
-function upstreamFrames(luma: Uint8Array, size: number, inset: Box | undefined): { luma: Uint8Array; box: Box | undefined }[] {
-  const boxes = [uniformBorderBox(luma, size, 1), inset].filter((b): b is Box => b !== undefined);
-  return [{ luma, box: undefined }, ...boxes.map((box) => ({ luma: resizeBox(luma, size, box, 1), box }))];
+/**
+ * The upstream image as it is, inside its uniform borders when it has them, and inside each of
+ * its insets (`inset`: which), each resized to the full side.
+ */
+function upstreamFrames(luma: Uint8Array, size: number, insets: readonly Box[]): { luma: Uint8Array; box: Box | undefined; inset?: number }[] {
+  const border = uniformBorderBox(luma, size, 1);
+  const inside = (box: Box, inset?: number) => ({ luma: resizeBox(luma, size, box, 1), box, inset });
+  return [{ luma, box: undefined }, ...(border ? [inside(border)] : []), ...insets.map((box, k) => inside(box, k))];
 }
 
 /**
@@ -402,8 +414,8 @@ export async function verifyBacklog(catalog: Catalog, modelId: string, verifier:
       if (!held) verifier.stats.decoded++;
       if ('error' in got) results.push(...group.map((c) => PairVerifier.unverifiable(upstreamId, c, got.error)));
       else {
-        const inset = catalog.insetOf(upstreamId, modelId);
-        results.push(...verifier.verify(upstreamId, got.luma, asCandidates(catalog, modelId, upstreamId, group, inset?.vector), inset?.box));
+        const insets = catalog.insetsOf(upstreamId, modelId);
+        results.push(...verifier.verify(upstreamId, got.luma, asCandidates(catalog, modelId, upstreamId, group, insets.map((i) => i.vector)), insets.map((i) => i.box)));
       }
     }
     const cosines = new Map(pairs.map((q) => [`${q.upstreamId}:${q.downstreamId}`, q.score]));
@@ -417,18 +429,18 @@ export async function verifyBacklog(catalog: Catalog, modelId: string, verifier:
 
 /**
  * Stored candidates with what inline matching knew of them, from the stored descriptors: the
- * identity-view cosine (which views to try) and whether to align inside the inset, so the
+ * identity-view cosine (which views to try) and which inset to align inside, so the
  * backlog verifies as inline verification would.
  */
-function asCandidates(catalog: Catalog, modelId: string, upstreamId: number, group: UnverifiedPair[], inset: Float32Array | undefined): Candidate[] {
+function asCandidates(catalog: Catalog, modelId: string, upstreamId: number, group: UnverifiedPair[], insets: readonly Float32Array[]): Candidate[] {
   const vectors = catalog.vectorsOf(upstreamId, modelId);
-  const whole = inset && vectors?.subarray(0, inset.length);
+  const whole = insets.length > 0 ? vectors?.subarray(0, insets[0]!.length) : undefined;
   return group.map((c) => {
     const d = vectors && catalog.vectorsOf(c.downstreamId, modelId);
     if (!vectors || !d) return c;
     let dot = 0;
     for (let i = 0; i < vectors.length; i++) dot += vectors[i]! * d[i]!;
-    return { ...c, identityScore: dot, insetFrame: inset && whole ? insetFrameWanted(d, whole, inset) : undefined };
+    return { ...c, identityScore: dot, insetFrame: whole ? insetFrameOf(d, whole, insets) : undefined };
   });
 }
 

@@ -10,8 +10,8 @@ import { createAligner } from './aligner.js';
 import { PairVerifier, type Candidate } from './run.js';
 import type { Box } from '../embed/views.js';
 
-/** One upstream image's candidates to verify, with its plane and the inset the embed stage found in it. */
-export interface VerifyJob { upstreamId: number; luma: Uint8Array; candidates: Candidate[]; inset?: Box }
+/** One upstream image's candidates to verify, with its plane and the insets the embed stage found in it. */
+export interface VerifyJob { upstreamId: number; luma: Uint8Array; candidates: Candidate[]; insets: Box[] }
 
 const port = parentPort!;
 const { db, size } = workerData as { db: string; size: number };
@@ -26,7 +26,7 @@ port.on('message', (m: { id: number; jobs?: VerifyJob[]; close?: boolean }) => {
   }
   try {
     const before = { ...verifier.stats };
-    const results = m.jobs!.map((j) => verifier.verify(j.upstreamId, j.luma, j.candidates, j.inset));
+    const results = m.jobs!.map((j) => verifier.verify(j.upstreamId, j.luma, j.candidates, j.insets));
     const stats = { pairs: verifier.stats.pairs - before.pairs, ms: verifier.stats.ms - before.ms };
     port.postMessage({ id: m.id, results, stats });
   } catch (e) {

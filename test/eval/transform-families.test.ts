@@ -11,8 +11,9 @@ import { packageRoot } from '../../src/util/package-root.js';
 const ORIGINAL = ['crop50', 'shift', 'rot90', 'rotsmall', 'squeeze', 'colour', 'grayscale', 'jpeg', 'mirror', 'combo'];
 const ADDED: FamilyName[] = ['shiftfill', 'rotexpand', 'border', 'zoomout', 'perspective', 'overlay', 'blur', 'crop25', 'combo2'];
 // Added with the held-out reports of missed edits: a real photo around the copy, sensor noise, pixelation,
-// rotation inside the same canvas (the default of torchvision's RandomRotation and OpenCV's warpAffine).
-const LATER: FamilyName[] = ['zoomphoto', 'noise', 'pixelate', 'rotinplace'];
+// rotation inside the same canvas (the default of torchvision's RandomRotation and OpenCV's warpAffine),
+// and a collage with the copy as one tile.
+const LATER: FamilyName[] = ['zoomphoto', 'noise', 'pixelate', 'rotinplace', 'mosaic'];
 const W = 120;
 const H = 80;
 
@@ -81,6 +82,7 @@ test('every new family is deterministic, uses the promised encoding and output s
     assert.equal(meta.channels, 3, `${family} has no alpha`);
     if (family === 'border') assert.ok(meta.width! > W && meta.height! > H, 'border grows the canvas');
     else if (family === 'crop25' || family === 'combo2') assert.ok(meta.width! < W && meta.height! < H, `${family} crops`);
+    else if (family === 'mosaic') assert.deepEqual([meta.width, meta.height], [W * Number(one.params.columns), H * Number(one.params.rows)], 'mosaic tiles the canvas');
     else assert.deepEqual([meta.width, meta.height], [W, H], `${family} keeps the size`);
   }
 });
@@ -331,6 +333,29 @@ test('zoomphoto pastes a 45-75% copy into the backdrop photo, which fills the re
     }
   }
   await assert.rejects(applyTransform(wide, 'zoomphoto', mulberry32(1)), /backdrop/);
+});
+
+test('mosaic puts the copy pixel-exactly in its tile and quarters of the backdrop photo, none in its own place, in the others', async () => {
+  const backdrop = await readFile(join(fixtures, 'downstream', 'test_07.png'));
+  const quarters = await rgb(sharp(backdrop).resize(2 * W, 2 * H, { fit: 'cover' }));
+  const layouts = new Set<string>();
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    const { data, params } = await applyTransform(wide, 'mosaic', mulberry32(seed), { backdrop });
+    const [columns, rows, tile] = [params.columns, params.rows, params.tile].map(Number);
+    layouts.add(`${columns}x${rows}`);
+    const out = await rgb(data);
+    assert.deepEqual([out.width, out.height], [columns * W, rows * H]);
+    for (let k = 0; k < columns * rows; k++) {
+      const [left, top] = [(k % columns) * W, Math.floor(k / columns) * H];
+      const quarter = (k + 1) % 4;
+      for (const [x, y] of [[0, 0], [W - 1, H - 1], [W >> 1, H >> 2]] as const) {
+        const expected = k === tile ? pixel(wideRaw, x, y) : pixel(quarters, (quarter % 2) * W + x, (quarter >> 1) * H + y);
+        assert.deepEqual(pixel(out, left + x, top + y), expected, `tile ${k} of ${columns}x${rows} at ${x},${y}`);
+      }
+    }
+  }
+  assert.ok(layouts.size >= 2, `layouts drawn: ${[...layouts].join(', ')}`);
+  await assert.rejects(applyTransform(wide, 'mosaic', mulberry32(1)), /backdrop/);
 });
 
 test('noise adds zero-mean gaussian noise of the drawn sigma', async () => {
