@@ -32,9 +32,16 @@ export interface InsetParams {
    * 37%, 0.75 on 89% and 10%, 0.9 on 49% and 2.5%. A straight horizon is such a line as well.
    */
   tileAlong: number;
+  /**
+   * Besides the best pasted rectangle, the best one that overlaps it by less than this (IoU) is an
+   * inset too: the seams of a paste compete with straight edges inside the photo. Measured on 300
+   * zoomphoto copies (val, seed i): the best rectangle is the paste (IoU ≥ 0.7) in 226, the second
+   * in 13 more; 83 of 2,000 train photos get a second descriptor.
+   */
+  alternateOverlap: number;
 }
 
-export const INSET: Readonly<InsetParams> = Object.freeze({ step: 16, contrast: 1.5, along: 0.6, score: 0.8, minSide: 0.3, maxArea: 0.8, insideBonus: 0.05, tileAlong: 0.75 });
+export const INSET: Readonly<InsetParams> = Object.freeze({ step: 16, contrast: 1.5, along: 0.6, score: 0.8, minSide: 0.3, maxArea: 0.8, insideBonus: 0.05, tileAlong: 0.75, alternateOverlap: 0.5 });
 
 /**
  * A candidate retrieved through an upstream image's inset must clear the floor by this much, as
@@ -64,28 +71,45 @@ interface SeamMap { prefix: Int32Array; stride: number; steps: Int32Array; n: nu
  * with all four sides inside the image gets {@link InsetParams.insideBonus}.
  */
 export function findInset(rgb: Uint8Array, n: number, p: InsetParams = INSET): Box | undefined {
-  return pastedRectangle(seamMap(rgb, n, 'rows', p), seamMap(rgb, n, 'cols', p), n, p);
+  return pastedRectangles(seamMap(rgb, n, 'rows', p), seamMap(rgb, n, 'cols', p), n, p)[0];
 }
 
 /**
  * Every picture an n×n RGB image holds besides itself: the rectangle pasted into it
- * ({@link findInset}) and the tiles of a collage ({@link findTiles}), in that order.
+ * ({@link findInset}) and its alternative ({@link InsetParams.alternateOverlap}), then the tiles
+ * of a collage ({@link findTiles}).
  */
 export function findInsets(rgb: Uint8Array, n: number, p: InsetParams = INSET): Box[] {
   const rows = seamMap(rgb, n, 'rows', p), cols = seamMap(rgb, n, 'cols', p);
-  const pasted = pastedRectangle(rows, cols, n, p);
-  return [...(pasted ? [pasted] : []), ...tilesOf(rows, cols, n, p)];
+  return [...pastedRectangles(rows, cols, n, p), ...tilesOf(rows, cols, n, p)];
 }
 
-function pastedRectangle(rows: SeamMap, cols: SeamMap, n: number, p: InsetParams): Box | undefined {
+/** Intersection over union of two boxes. */
+export function overlap(a: Box, b: Box): number {
+  const w = Math.max(0, Math.min(a.left + a.width, b.left + b.width) - Math.max(a.left, b.left));
+  const h = Math.max(0, Math.min(a.top + a.height, b.top + b.height) - Math.max(a.top, b.top));
+  return (w * h) / (a.width * a.height + b.width * b.height - w * h);
+}
+
+/** The best pasted rectangle and the best one that overlaps it little, if any; none when there is no seam rectangle. */
+function pastedRectangles(rows: SeamMap, cols: SeamMap, n: number, p: InsetParams): Box[] {
+  const ranked = rankedRectangles(rows, cols, n, p);
+  const best = ranked.reduce<{ box: Box; ranked: number } | undefined>((b, r) => (!b || r.ranked >= b.ranked ? r : b), undefined);
+  if (!best) return [];
+  const alternate = ranked.reduce<{ box: Box; ranked: number } | undefined>(
+    (b, r) => (overlap(r.box, best.box) < p.alternateOverlap && (!b || r.ranked >= b.ranked) ? r : b), undefined);
+  return alternate ? [best.box, alternate.box] : [best.box];
+}
+
+/** Every rectangle that qualifies as a paste, with its ranking score. */
+function rankedRectangles(rows: SeamMap, cols: SeamMap, n: number, p: InsetParams): { box: Box; ranked: number }[] {
   const minSide = Math.ceil(p.minSide * n);
   const ys = candidateLines(rows, n, minSide, p);
   // At most one side on the image's edge: no seam across the rows, no inset (most photos stop here).
-  if (ys.length < 3) return undefined;
+  if (ys.length < 3) return [];
   const xs = candidateLines(cols, n, minSide, p);
-  if (xs.length < 3 || ys.length + xs.length < 7) return undefined;
-  let best: Box | undefined;
-  let bestScore = -Infinity;
+  if (xs.length < 3 || ys.length + xs.length < 7) return [];
+  const found: { box: Box; ranked: number }[] = [];
   // Top side first: it rules out most (x0, x1) before any bottom is tried.
   for (const y0 of ys) {
     for (const x0 of xs) {
@@ -99,12 +123,12 @@ function pastedRectangle(rows: SeamMap, cols: SeamMap, n: number, p: InsetParams
           // edge, which gets that side for free: otherwise a strong edge inside the pasted photo,
           // run to the image's edge, beat the paste's own fourth seam (2 of 16 fixture collages).
           const ranked = score + (x0 > 0 && y0 > 0 && x1 < n && y1 < n ? p.insideBonus : 0);
-          if (ranked >= bestScore) [best, bestScore] = [{ left: x0, top: y0, width: x1 - x0, height: y1 - y0 }, ranked];
+          found.push({ box: { left: x0, top: y0, width: x1 - x0, height: y1 - y0 }, ranked });
         }
       }
     }
   }
-  return best;
+  return found;
 }
 
 /**

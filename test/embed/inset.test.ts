@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findInset, findTiles, INSET, MAX_TILES } from '../../src/embed/inset.js';
+import { findInset, findTiles, INSET, MAX_TILES, overlap as iou } from '../../src/embed/inset.js';
 import { modelBatch, resizeBox, uniformBorderBox, writeNormalised, type Box } from '../../src/embed/views.js';
 import { applyTransform, mulberry32, type FamilyName } from '../../src/eval/transforms.js';
 import { decodeRead } from '../../src/scan/decode.js';
@@ -51,12 +51,6 @@ async function copies(family: FamilyName): Promise<Copy[]> {
 
 const encodePng = (rgb: Uint8Array) => sharp(Buffer.from(rgb), { raw: { width: N, height: N, channels: 3 } }).png().toBuffer();
 
-/** Intersection over union of two boxes. */
-function iou(a: Box, b: Box): number {
-  const w = Math.max(0, Math.min(a.left + a.width, b.left + b.width) - Math.max(a.left, b.left));
-  const h = Math.max(0, Math.min(a.top + a.height, b.top + b.height) - Math.max(a.top, b.top));
-  return (w * h) / (a.width * a.height + b.width * b.height - w * h);
-}
 const show = (b: Box | undefined) => (b ? `(${b.left.toFixed(1)}, ${b.top.toFixed(1)}) ${b.width.toFixed(1)}×${b.height.toFixed(1)}` : 'none');
 
 /** The insets modelBatch reports for one image (in its full frame): the pasted rectangle first, then a collage's tiles. */
