@@ -44,9 +44,12 @@ export interface InsetParams {
 export const INSET: Readonly<InsetParams> = Object.freeze({ step: 16, contrast: 1.5, along: 0.6, score: 0.8, minSide: 0.3, maxArea: 0.8, insideBonus: 0.05, tileAlong: 0.75, alternateOverlap: 0.5 });
 
 /**
- * A candidate retrieved through an upstream image's inset must clear the floor by this much, as
- * one retrieved through a downstream crop does (views.ts CROP_MARGIN): where the search fires on
- * a photo with no paste in it, the inset is a crop of it, as generic as a crop view.
+ * A candidate retrieved through an upstream image's inset counts its cosine less this much: it
+ * must clear the floor by it, as one retrieved through a downstream crop does (views.ts
+ * CROP_MARGIN), and so must it the cosine threshold. Where the search fires on a photo with no
+ * paste in it, the inset is a crop of it, as generic as a crop view: at 300 × 10,000 (seed 5)
+ * counting inset hits at their full cosine raised the threshold of the cosine-only decision at
+ * precision 0.99 from 0.742 to 0.773 once tiles and second rectangles were added.
  */
 export const INSET_MARGIN = 0.05;
 

@@ -149,8 +149,8 @@ export class MatchCursor {
   }
 
   /**
-   * The image's hits, and those of the pictures found pasted into it or tiled with it, which must
-   * clear the floor by INSET_MARGIN: per downstream image the best, at most k per descriptor, each
+   * The image's hits, and those of the pictures found pasted into it or tiled with it, whose
+   * cosine counts INSET_MARGIN less: per downstream image the best, at most k per descriptor, each
    * marked with the inset the verifier aligns it inside too, if any.
    */
   private search(u: EmbeddedImage): MatchHit[] {
@@ -159,7 +159,8 @@ export class MatchCursor {
     if (u.insets.length === 0) return whole;
     const best = new Map(whole.map((h) => [h.downstreamId, h]));
     for (const { vector } of u.insets) {
-      for (const h of searchOne(this.index, vector, this.o.k, this.o.floor + INSET_MARGIN)) {
+      for (const found of searchOne(this.index, vector, this.o.k, this.o.floor + INSET_MARGIN)) {
+        const h = { ...found, score: found.score - INSET_MARGIN, identityScore: found.identityScore - INSET_MARGIN };
         if (h.score > (best.get(h.downstreamId)?.score ?? -Infinity)) best.set(h.downstreamId, h);
       }
     }
