@@ -34,7 +34,8 @@ export interface MatchResult { queried: number; candidates: number; matches: num
 /** Everything that changes which candidates exist; the threshold and the verify rule only change decisions. */
 function fingerprintOf(o: MatchOptions, index: DownstreamIndex): string {
   // CROP_MARGIN decides which views may bring a candidate in: candidates made under another margin are made again.
-  return createHash('sha1').update(JSON.stringify([o.modelId, o.upstreamSourceIds, o.downstreamSourceIds, o.floor, o.k, index.fingerprint, CROP_MARGIN, INSET_MARGIN])).digest('hex');
+  // So does how an inset's hit is scored ('inset-hits-less-margin': its cosine less INSET_MARGIN).
+  return createHash('sha1').update(JSON.stringify([o.modelId, o.upstreamSourceIds, o.downstreamSourceIds, o.floor, o.k, index.fingerprint, CROP_MARGIN, INSET_MARGIN, 'inset-hits-less-margin'])).digest('hex');
 }
 
 /**
