@@ -3,6 +3,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import hnswlib from 'hnswlib-node';
 import { IndexError } from '../errors.js';
 import { CROP_MARGIN, isCropView } from '../embed/views.js';
+import { viewDot } from '../embed/vectors.js';
 import type { Catalog } from '../state/catalog.js';
 import type { Progress } from '../util/progress-types.js';
 
@@ -152,15 +153,13 @@ interface Scored { view: number; score: number; identityScore: number }
 /** The best view of one downstream image for a query, and the best of its whole-image views (all but the crops). */
 function bestView(index: DownstreamIndex, id: number, q: Float32Array): Scored & { whole: Scored } {
   const v = index.vectors.get(id)!;
-  const d = index.dims;
   let view = 0;
   let score = -Infinity;
   let wholeView = 0;
   let wholeScore = -Infinity;
   let identityScore = 0;
   for (let k = 0; k < index.views; k++) {
-    let dot = 0;
-    for (let i = 0; i < d; i++) dot += v[k * d + i]! * q[i]!;
+    const dot = viewDot(v, k, q);
     if (k === 0) identityScore = dot;
     if (!isCropView(k) && dot > wholeScore) [wholeView, wholeScore] = [k, dot];
     if (dot > score) [view, score] = [k, dot];

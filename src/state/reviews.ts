@@ -1,4 +1,5 @@
 import type { Catalog } from './catalog.js';
+import { bestViewOf } from '../embed/vectors.js';
 
 /**
  * Human review decisions (the reviews table, schema v5): what a reviewer said about a pair in
@@ -74,13 +75,6 @@ const floats = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.by
 function bestView(upViews: number | null, up: Buffer | null, downViews: number | null, down: Buffer | null): { score: number; view: number } {
   if (!up || !down || !upViews || !downViews) return { score: 0, view: 0 };
   const u = floats(up);
-  const d = floats(down);
-  const dims = u.length / upViews;
-  let best = { score: -Infinity, view: 0 };
-  for (let v = 0; v < downViews; v++) {
-    let dot = 0;
-    for (let i = 0; i < dims; i++) dot += u[i]! * d[v * dims + i]!;
-    if (dot > best.score) best = { score: dot, view: v };
-  }
-  return best;
+  const best = bestViewOf(floats(down), u.subarray(0, u.length / upViews));
+  return Number.isFinite(best.score) ? best : { score: 0, view: 0 };
 }

@@ -11,6 +11,7 @@ import { decodeImage } from '../scan/decode.js';
 import type { Catalog, MatchRow, UnverifiedPair, VerifiedPair } from '../state/catalog.js';
 import type { Progress } from '../util/progress-types.js';
 import { cropBox, dihedralOf, isCropView, resizeBox, uniformBorderBox, viewName, type Box } from '../embed/views.js';
+import { bestViewOf } from '../embed/vectors.js';
 import type { ImagePlane } from '../embed/run.js';
 import { lumaInView, type Aligner } from './aligner.js';
 import { describeAffine, GEOMETRY, VERIFIER_ID, type Alignment } from './geometry.js';
@@ -130,24 +131,12 @@ export interface Candidate { downstreamId: number; view: number; score?: number;
  */
 export function insetFrameOf(downstream: Float32Array, whole: Float32Array, insets: readonly Float32Array[]): number | undefined {
   let frame: number | undefined;
-  let best = bestDot(downstream, whole);
+  let best = bestViewOf(downstream, whole).score;
   insets.forEach((inset, k) => {
-    const dot = bestDot(downstream, inset);
+    const dot = bestViewOf(downstream, inset).score;
     if (dot >= best) [frame, best] = [k, dot];
   });
   return frame;
-}
-
-/** The largest inner product of `q` with any of the views stacked in `vectors`. */
-function bestDot(vectors: Float32Array, q: Float32Array): number {
-  const d = q.length;
-  let best = -Infinity;
-  for (let k = 0; k + d <= vectors.length; k += d) {
-    let dot = 0;
-    for (let i = 0; i < d; i++) dot += vectors[k + i]! * q[i]!;
-    if (dot > best) best = dot;
-  }
-  return best;
 }
 
 /**

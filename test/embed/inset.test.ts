@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findInset, findTiles, INSET, INSET_MARGIN, MAX_TILES, overlap as iou } from '../../src/embed/inset.js';
+import { bestViewOf, viewDot } from '../../src/embed/vectors.js';
 import { modelBatch, resizeBox, uniformBorderBox, writeNormalised, type Box } from '../../src/embed/views.js';
 import { applyTransform, mulberry32, type FamilyName } from '../../src/eval/transforms.js';
 import { decodeRead } from '../../src/scan/decode.js';
@@ -50,6 +51,14 @@ async function copies(family: FamilyName): Promise<Copy[]> {
 }
 
 const encodePng = (rgb: Uint8Array) => sharp(Buffer.from(rgb), { raw: { width: N, height: N, channels: 3 } }).png().toBuffer();
+
+/** The 16 zoomphoto copies as decoded, written as PNG into <root>/upstream; returns that folder. */
+async function writeCollages(root: string): Promise<string> {
+  const up = join(root, 'upstream');
+  await mkdir(up, { recursive: true });
+  for (const [i, c] of (await copies('zoomphoto')).entries()) await writeFile(join(up, `collage_${i}.png`), await encodePng(c.rgb));
+  return up;
+}
 
 const show = (b: Box | undefined) => (b ? `(${b.left.toFixed(1)}, ${b.top.toFixed(1)}) ${b.width.toFixed(1)}×${b.height.toFixed(1)}` : 'none');
 
@@ -132,9 +141,7 @@ describe('both embed paths store the same insets', () => {
   after(async () => removeDir(root));
 
   it('decoding in the pool\'s threads and on the main thread give the same boxes and descriptors', async () => {
-    const up = join(root, 'upstream');
-    await mkdir(up, { recursive: true });
-    for (const [i, c] of (await copies('zoomphoto')).entries()) await writeFile(join(up, `collage_${i}.png`), await encodePng(c.rgb));
+    const up = await writeCollages(root);
     const stored = async (runtime: string) => {
       const db = join(root, `${runtime}.db`);
       for (const command of ['scan', 'embed']) {
@@ -223,9 +230,7 @@ describe('a candidate retrieved through an inset', () => {
   after(async () => removeDir(root));
 
   it('counts its cosine less INSET_MARGIN; one retrieved by the whole image counts it in full', async () => {
-    const up = join(root, 'upstream');
-    await mkdir(up, { recursive: true });
-    for (const [i, c] of (await copies('zoomphoto')).entries()) await writeFile(join(up, `collage_${i}.png`), await encodePng(c.rgb));
+    const up = await writeCollages(root);
     const out = join(root, 'out');
     const r = await runCli(['audit', '--upstream', up, '--downstream', FIXTURE_DOWNSTREAM, '--out', out, '--verify', 'off', '-q']);
     assert.equal(r.code, 0, r.stderr);
@@ -233,19 +238,14 @@ describe('a candidate retrieved through an inset', () => {
     try {
       const model = loadModel(defaultModelDir('onnx'));
       const rows = catalog.db.prepare(`SELECT upstream_id AS u, downstream_id AS d, score FROM matches WHERE kind = 'embedding'`).all() as { u: number; d: number; score: number }[];
-      const bestDot = (views: Float32Array, q: Float32Array) => {
-        let best = -Infinity;
-        for (let k = 0; k + q.length <= views.length; k += q.length) best = Math.max(best, q.reduce((s, x, i) => s + x * views[k + i]!, 0));
-        return best;
-      };
       let throughInset = 0;
       for (const row of rows) {
         const down = catalog.vectorsOf(row.d, model.id)!;
         const whole = catalog.vectorsOf(row.u, model.id)!;
-        const insets = catalog.insetsOf(row.u, model.id).map((inset) => bestDot(down, inset.vector) - INSET_MARGIN);
+        const insets = catalog.insetsOf(row.u, model.id).map((inset) => bestViewOf(down, inset.vector).score - INSET_MARGIN);
         const fromInset = insets.some((s) => Math.abs(s - row.score) < 1e-4);
         // The whole image's hit is one of its views' cosines (a crop view's, or the best whole view's).
-        const fromWhole = Array.from({ length: down.length / whole.length }, (_, k) => whole.reduce((s, x, i) => s + x * down[k * whole.length + i]!, 0)).some((s) => Math.abs(s - row.score) < 1e-4);
+        const fromWhole = Array.from({ length: down.length / whole.length }, (_, k) => viewDot(down, k, whole)).some((s) => Math.abs(s - row.score) < 1e-4);
         assert.ok(fromInset || fromWhole, `candidate ${row.u}→${row.d} at ${row.score}: neither a view's cosine nor an inset's less ${INSET_MARGIN}`);
         if (fromInset && !fromWhole) throughInset++;
       }
