@@ -174,8 +174,8 @@ export class PairVerifier {
     const missing = candidates.map(() => false);
     const sampled = candidates.map((c) => isControlSample(upHash, this.hashOf(c.downstreamId), this.controlRate));
     const top = topCandidate(candidates);
-    for (const frame of upstreamFrames(luma, this.size, insets)) {
-      if (frame.inset !== undefined && !candidates.some((c) => c.insetFrame === frame.inset)) continue;
+    const wanted = new Set(candidates.flatMap((c) => (c.insetFrame === undefined ? [] : [c.insetFrame])));
+    for (const frame of upstreamFrames(luma, this.size, insets, wanted)) {
       this.aligner.setUpstream(frame.luma);
       candidates.forEach((c, i) => {
         if (frame.inset !== undefined && c.insetFrame !== frame.inset) return;
@@ -317,12 +317,13 @@ interface Found { a: Alignment; view: number; frame: Box | undefined; crop?: Box
 
 /**
  * The upstream image as it is, inside its uniform borders when it has them, and inside each of
- * its insets (`inset`: which), each resized to the full side.
+ * its insets that some candidate is to be aligned in (`inset`: which), each resized to the full
+ * side. The others are not resampled: most candidates want none.
  */
-function upstreamFrames(luma: Uint8Array, size: number, insets: readonly Box[]): { luma: Uint8Array; box: Box | undefined; inset?: number }[] {
+function upstreamFrames(luma: Uint8Array, size: number, insets: readonly Box[], wanted: ReadonlySet<number>): { luma: Uint8Array; box: Box | undefined; inset?: number }[] {
   const border = uniformBorderBox(luma, size, 1);
   const inside = (box: Box, inset?: number) => ({ luma: resizeBox(luma, size, box, 1), box, inset });
-  return [{ luma, box: undefined }, ...(border ? [inside(border)] : []), ...insets.map((box, k) => inside(box, k))];
+  return [{ luma, box: undefined }, ...(border ? [inside(border)] : []), ...insets.flatMap((box, k) => (wanted.has(k) ? [inside(box, k)] : []))];
 }
 
 /**
