@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { findInsets, INSET } from './inset.js';
+import { findInsets, INSET, INSET_SEARCH } from './inset.js';
 
 /**
  * The eight dihedral views of a square image: the four 90° rotations and their mirror images.
@@ -83,7 +83,7 @@ export const viewIndex = (name: string): number => VIEW_BY_NAME.get(name) ?? -1;
 export const TRIM = Object.freeze({ tolerance: 12, share: 0.97, minSide: 0.25 });
 
 /** The parameters of the model input beyond the card: part of a model id, so cached embeddings never mix. */
-export const INPUT_ID = `in-${createHash('sha1').update(JSON.stringify({ TRIM, CROPS, ROTATIONS, gray: GRAY_VIEW, INSET })).digest('hex').slice(0, 8)}`;
+export const INPUT_ID = `in-${createHash('sha1').update(JSON.stringify({ TRIM, CROPS, ROTATIONS, gray: GRAY_VIEW, INSET, insetSearch: INSET_SEARCH })).digest('hex').slice(0, 8)}`;
 
 /** Source pixel (x, y) for output pixel (i, j) of an n×n image under view k (rotations clockwise). */
 function sourceOf(k: number, n: number, i: number, j: number): [number, number] {

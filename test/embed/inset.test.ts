@@ -68,6 +68,28 @@ const insetsOf = (rgb: Uint8Array) => modelBatch([rgb], 1, { size: N, mean: [0, 
 const insetOf = (rgb: Uint8Array) => (findInset(rgb, N) ? insetsOf(rgb)[0] : undefined);
 
 describe('the upstream inset', () => {
+  it('is a rectangle closed on all four sides at weaker seams than one with a side on the edge', () => {
+    // A flat picture pasted at (left, 16) 32×32 onto a smooth backdrop, with its four 4×4 corners
+    // the backdrop's colour: each side is seam along 24 of its 32 px (0.75), under the 0.8 a
+    // rectangle needs by itself and over the closed rectangle's 0.7.
+    const pasted = (left: number) => {
+      const rgb = new Uint8Array(N * N * 3);
+      for (let y = 0; y < N; y++) {
+        for (let x = 0; x < N; x++) {
+          const [u, v] = [x - left, y - 16];
+          const inside = u >= 0 && u < 32 && v >= 0 && v < 32;
+          const corner = (u < 4 || u >= 28) && (v < 4 || v >= 28);
+          const grey = 60 + (y >> 1) + (inside && !corner ? 100 : 0);
+          rgb.set([grey, grey, 90], (y * N + x) * 3);
+        }
+      }
+      return rgb;
+    };
+    assert.deepEqual(findInset(pasted(16), N), { left: 16, top: 16, width: 32, height: 32 });
+    assert.equal(findInset(pasted(16), N, { ...INSET, closedAlong: INSET.along, closedScore: INSET.score }), undefined, 'not at the rectangle\'s own seams');
+    assert.equal(show(findInset(pasted(0), N)), 'none', 'nor with its left side on the image\'s edge');
+  });
+
   it('finds a photo pasted at 45–75% into another photo', async () => {
     const found = (await copies('zoomphoto')).map((c) => ({ c, box: insetOf(c.rgb) }));
     const right = found.filter(({ c, box }) => box && iou(box, c.truth) >= 0.8);
@@ -88,9 +110,10 @@ describe('the upstream inset', () => {
   it('fires on few photos with nothing pasted in', async () => {
     const fired = [];
     for (const path of originals) if (findInset(await rgbOf(readFileSync(path)), N)) fired.push(path);
-    // Measured: 3 of these 16; 12.5% of 1,284 Tiny-ImageNet photos (scripts/inset-probe.ts). A
-    // false inset costs one more descriptor and query, and its candidates must still verify.
-    assert.ok(fired.length <= 4, `fired on ${fired.join(', ')}`);
+    // Measured: 5 of these 16 (3 before closed rectangles, INSET.closedScore); of 1,000
+    // Tiny-ImageNet train photos 37.9% (13.5% before). A false inset costs one more descriptor
+    // and query, its candidates must clear the floor and threshold by INSET_MARGIN and still verify.
+    assert.ok(fired.length <= 6, `fired on ${fired.join(', ')}`);
   });
 
   it('puts the inset after every view in the batch, resampled from the image as decoded', async () => {
