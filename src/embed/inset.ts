@@ -104,8 +104,11 @@ interface SeamMap { prefix: Int32Array; stride: number; steps: Int32Array; n: nu
  * The rectangle of an n×n RGB image that another picture was pasted into, when its seams are
  * found: at least three of its sides inside the image (the fourth may lie on the image's edge),
  * each a seam along {@link InsetParams.along} of its length, scoring at least
- * {@link InsetParams.score}. When there are several, the best-scoring one, where a rectangle
- * with all four sides inside the image gets {@link InsetParams.insideBonus}.
+ * {@link InsetParams.score}; when none is, one with all four sides inside at the weaker
+ * {@link InsetParams.closedAlong} and {@link InsetParams.closedScore}. When there are several,
+ * the best-ranked one (its score, {@link InsetParams.insideBonus} for four sides inside,
+ * {@link InsetParams.areaBonus} for its area), each side then moved onto the strongest step
+ * within ±1 px.
  */
 export function findInset(rgb: Uint8Array, n: number, p: InsetParams = INSET): Box | undefined {
   return pastedRectangles(seamMap(rgb, n, 'rows', p), seamMap(rgb, n, 'cols', p), n, p)[0];
