@@ -135,7 +135,7 @@ export function overlap(a: Box, b: Box): number {
 function pastedRectangles(rows: SeamMap, cols: SeamMap, n: number, p: InsetParams): Box[] {
   let ranked = rankedRectangles(rows, cols, n, p);
   if (ranked.length === 0 && p.closedAlong < p.along) {
-    ranked = rankedRectangles(rows, cols, n, { ...p, along: p.closedAlong, score: p.closedScore }).filter(({ box }) => isClosed(box, n));
+    ranked = rankedRectangles(rows, cols, n, { ...p, along: p.closedAlong, score: p.closedScore }, true);
   }
   const best = ranked.reduce<{ box: Box; ranked: number } | undefined>((b, r) => (!b || r.ranked >= b.ranked ? r : b), undefined);
   if (!best) return [];
@@ -165,8 +165,7 @@ function strongestNear(m: SeamMap, b: number, from: number, to: number): number 
   let line = b;
   let most = -1;
   for (let c = Math.max(1, b - 1); c <= Math.min(m.n - 1, b + 1); c++) {
-    let step = 0;
-    for (let t = from; t < to; t++) step += m.steps[(c + PAD) * m.n + t]!;
+    const step = stepAlong(m, c, from, to);
     if (step > most) [line, most] = [c, step];
   }
   return line;
@@ -175,8 +174,8 @@ function strongestNear(m: SeamMap, b: number, from: number, to: number): number 
 /** Whether all four sides of the box lie inside the n×n image. */
 const isClosed = (b: Box, n: number): boolean => b.left > 0 && b.top > 0 && b.left + b.width < n && b.top + b.height < n;
 
-/** Every rectangle that qualifies as a paste, with its ranking score. */
-function rankedRectangles(rows: SeamMap, cols: SeamMap, n: number, p: InsetParams): { box: Box; ranked: number }[] {
+/** Every rectangle that qualifies as a paste, with its ranking score; with `closedOnly`, only those with all four sides inside. */
+function rankedRectangles(rows: SeamMap, cols: SeamMap, n: number, p: InsetParams, closedOnly = false): { box: Box; ranked: number }[] {
   const minSide = Math.ceil(p.minSide * n);
   const ys = candidateLines(rows, n, minSide, p);
   // At most one side on the image's edge: no seam across the rows, no inset (most photos stop here).
@@ -184,20 +183,24 @@ function rankedRectangles(rows: SeamMap, cols: SeamMap, n: number, p: InsetParam
   const xs = candidateLines(cols, n, minSide, p);
   if (xs.length < 3 || ys.length + xs.length < 7) return [];
   const found: { box: Box; ranked: number }[] = [];
+  // A closed rectangle has no side on the image's edge: its lines are the inner ones.
+  const usable = (lines: number[]) => (closedOnly ? lines.filter((b) => b > 0 && b < n) : lines);
+  const rowLines = usable(ys), colLines = usable(xs);
   // Top side first: it rules out most (x0, x1) before any bottom is tried.
-  for (const y0 of ys) {
-    for (const x0 of xs) {
-      for (const x1 of xs) {
+  for (const y0 of rowLines) {
+    for (const x0 of colLines) {
+      for (const x1 of colLines) {
         if (x1 - x0 < minSide || seamShare(rows, y0, x0, x1) < p.along) continue;
-        for (const y1 of ys) {
+        for (const y1 of rowLines) {
           if (y1 - y0 < minSide || (x1 - x0) * (y1 - y0) > p.maxArea * n * n) continue;
           const score = rectangleScore(rows, cols, n, x0, x1, y0, y1, p.along);
           if (score < p.score) continue;
           // A rectangle inside the image wins a near tie with one that has a side on the image's
           // edge, which gets that side for free: otherwise a strong edge inside the pasted photo,
           // run to the image's edge, beat the paste's own fourth seam (2 of 16 fixture collages).
-          const ranked = score + (isClosed({ left: x0, top: y0, width: x1 - x0, height: y1 - y0 }, n) ? p.insideBonus : 0) + (p.areaBonus * (x1 - x0) * (y1 - y0)) / (n * n);
-          found.push({ box: { left: x0, top: y0, width: x1 - x0, height: y1 - y0 }, ranked });
+          const box = { left: x0, top: y0, width: x1 - x0, height: y1 - y0 };
+          const ranked = score + (isClosed(box, n) ? p.insideBonus : 0) + (p.areaBonus * box.width * box.height) / (n * n);
+          found.push({ box, ranked });
         }
       }
     }
@@ -241,8 +244,7 @@ function splitLine(m: SeamMap, from: number, to: number, start: number, end: num
   const middle = (from + to) / 2;
   for (let b = from + minSide; b <= to - minSide; b++) {
     if (seamShare(m, b, start, end) < (Math.abs(b - middle) <= 1 ? p.tileMiddleAlong : p.tileAlong)) continue;
-    let step = 0;
-    for (let t = start; t < end; t++) step += m.steps[(b + PAD) * m.n + t]!;
+    const step = stepAlong(m, b, start, end);
     if (step > most) [line, most] = [b, step];
   }
   return line;
@@ -308,6 +310,13 @@ function scratchFor(n: number, along: 'rows' | 'cols'): { steps: Int32Array; pre
   let s = scratch.get(key);
   if (!s) scratch.set(key, (s = { steps: new Int32Array((n + 2 * PAD) * n), prefix: new Int32Array((n + 1) * (n + 1)) }));
   return s;
+}
+
+/** Line b's colour steps summed over positions from..to-1. */
+function stepAlong(m: SeamMap, b: number, from: number, to: number): number {
+  let step = 0;
+  for (let t = from; t < to; t++) step += m.steps[(b + PAD) * m.n + t]!;
+  return step;
 }
 
 /** The share of line b's pixels from..to-1 that are seam. */
