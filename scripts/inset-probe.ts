@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeImage } from '../src/scan/decode.js';
-import { trimUniformBorder } from '../src/embed/views.js';
+import { trimUniformBorder, uniformBorderBox } from '../src/embed/views.js';
 import { INSET, findInsets } from '../src/embed/inset.js';
 
 const P = { ...INSET, ...(JSON.parse(process.env.INSET ?? '{}') as object) };
@@ -24,8 +24,10 @@ const files = readdirSync(join(dir, 'upstream')).sort().slice(0, limit);
 for (const f of files) {
   const r = await decodeImage(join(dir, 'upstream', f), { size: 64 });
   if (!r.ok) continue;
+  const trim = uniformBorderBox(r.rgb!, 64);
+  const aspect = (r.width / r.height) * (trim ? trim.width / trim.height : 1);
   const t = performance.now();
-  const boxes = findInsets(trimUniformBorder(r.rgb!, 64), 64, P);
+  const boxes = findInsets(trimUniformBorder(r.rgb!, 64), 64, P, aspect);
   ms += performance.now() - t;
   const fam = family.get(f) ?? family.get(`upstream/${f}`) ?? 'distractor';
   const s = stats.get(fam) ?? { n: 0, fired: 0, insets: 0 };

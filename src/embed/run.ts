@@ -4,7 +4,8 @@ import { decodeImage, readImage, type ReadResult } from '../scan/decode.js';
 import type { Progress } from '../util/progress-types.js';
 import type { LoadedModel } from './model-card.js';
 import type { EmbedRuntime, EncodedImage } from './runtime.js';
-import { modelBatch, type Box } from './views.js';
+import { insetModelBatch, modelBatch, type Box } from './views.js';
+import { insetSource } from './encoded.js';
 import { lumaOfRgb } from '../verify/luma.js';
 
 export interface EmbedStageOptions {
@@ -192,7 +193,7 @@ function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, 
   const ok: DecodedResult[] = [];
   const failed: FailedResult[] = [];
   const planes: ImagePlane[] = [];
-  const toEmbed = new Map<string, Uint8Array>();
+  const toEmbed = new Map<string, ToEmbed>();
   const pixels = model.card.input.size ** 2;
   for (const { item, result: r } of decoded) {
     if (!r.ok) {
@@ -201,7 +202,7 @@ function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, 
     }
     ok.push({ id: item.id, hash: r.hash, width: r.width, height: r.height });
     if (wantPlanes) planes.push({ id: item.id, hash: r.hash, luma: lumaOfRgb(r.rgb!, pixels) });
-    if (!toEmbed.has(r.hash)) toEmbed.set(r.hash, r.rgb!);
+    if (!toEmbed.has(r.hash)) toEmbed.set(r.hash, { item, rgb: r.rgb!, width: r.width, height: r.height });
   }
   // Exact duplicates (same bytes) of anything committed before cost no model time. (A duplicate
   // of a page still in flight is embedded twice; the catalog keeps one row.)
@@ -213,11 +214,19 @@ function embedPage(catalog: Catalog, model: LoadedModel, runtime: EmbedRuntime, 
   return Promise.all(batches.map((batch) => embedHashes(model, runtime, plan, batch))).then((rows) => ({ ok, failed, embeddings: rows.flat(), planes, lastId }));
 }
 
-async function embedHashes(model: LoadedModel, runtime: EmbedRuntime, plan: EmbedPlan, images: Map<string, Uint8Array>): Promise<EmbeddingRow[]> {
+/** An image of a decoded page to embed: its pixels, and where to decode it again for its insets. */
+interface ToEmbed { item: WorkItem; rgb: Uint8Array; width: number; height: number }
+
+async function embedHashes(model: LoadedModel, runtime: EmbedRuntime, plan: EmbedPlan, images: Map<string, ToEmbed>): Promise<EmbeddingRow[]> {
   if (images.size === 0) return [];
   const { views } = plan;
   const dims = model.card.output.dims;
-  const batch = modelBatch([...images.values()], views, model.card.input, plan.insets);
+  const { input } = model.card;
+  const entries = [...images.values()];
+  const rgbs = entries.map((e) => e.rgb);
+  const batch = plan.insets
+    ? await insetModelBatch(rgbs, views, input, entries.map((e) => insetSource(e, input.size, (side) => decodeImage(e.item, { size: side }))))
+    : modelBatch(rgbs, views, input);
   const out = await runtime.embed(batch.pixels, batch.count);
   const nextInsets = insetReader(out, images.size * views * dims, dims);
   const rows: EmbeddingRow[] = [];

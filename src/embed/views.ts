@@ -11,17 +11,19 @@ export type ViewName = (typeof VIEWS)[number];
 
 /**
  * Crops of the downstream image embedded besides its dihedral views, as [left, top, side] shares
- * of the (trimmed) model input: a 3×3 grid of half-side crops, the four 70% corners and the four
- * 80% corners. A copy cropped to a quarter of the area is a different picture to the embedding
+ * of the (trimmed) model input: a 3×3 grid of half-side crops, the four 70% corners, the four
+ * 80% corners and the 80% centre (the crop most tools make). A copy cropped to a quarter of the area is a different picture to the embedding
  * (52% of such copies were retrieved at 1,000 × 50,000); against the nearest of these crops it is
  * a mild shift. The 80% corners serve the crop that comes with other edits (colour, JPEG, blur):
  * at 1,000 × 1,000 (seed 1) they raised combo's retrieval from 97.1% to 98.0% and combo2's from
- * 98.0% to 98.4%. Downstream only: the test set is the small side.
+ * 98.0% to 98.4%; the centre, combo's from 98.1% to 98.3% and combo2's from 98.4% to 98.6% (a
+ * 3×3 grid of 80% crops did no better). Downstream only: the test set is the small side.
  */
 export const CROPS: readonly (readonly [number, number, number])[] = Object.freeze([
   ...[0, 0.25, 0.5].flatMap((y) => [0, 0.25, 0.5].map((x) => Object.freeze([x, y, 0.5] as const))),
   ...[0, 0.3].flatMap((y) => [0, 0.3].map((x) => Object.freeze([x, y, 0.7] as const))),
   ...[0, 0.2].flatMap((y) => [0, 0.2].map((x) => Object.freeze([x, y, 0.8] as const))),
+  Object.freeze([0.1, 0.1, 0.8] as const),
 ]);
 
 /**
@@ -82,8 +84,11 @@ export const viewIndex = (name: string): number => VIEW_BY_NAME.get(name) ?? -1;
  */
 export const TRIM = Object.freeze({ tolerance: 12, share: 0.97, minSide: 0.25 });
 
+/** The side a detail decode ({@link Detail}) is made at: twice the model input's, enough for a collage's half-side tiles. */
+export const DETAIL_SCALE = 2;
+
 /** The parameters of the model input beyond the card: part of a model id, so cached embeddings never mix. */
-export const INPUT_ID = `in-${createHash('sha1').update(JSON.stringify({ TRIM, CROPS, ROTATIONS, gray: GRAY_VIEW, INSET, insetSearch: INSET_SEARCH })).digest('hex').slice(0, 8)}`;
+export const INPUT_ID = `in-${createHash('sha1').update(JSON.stringify({ TRIM, CROPS, ROTATIONS, gray: GRAY_VIEW, INSET, insetSearch: INSET_SEARCH, detail: DETAIL_SCALE })).digest('hex').slice(0, 8)}`;
 
 /** Source pixel (x, y) for output pixel (i, j) of an n×n image under view k (rotations clockwise). */
 function sourceOf(k: number, n: number, i: number, j: number): [number, number] {
@@ -256,31 +261,124 @@ export interface ModelBatch {
 }
 
 /**
+ * The same image decoded larger than the model input (side×side, squeezed like it), for its
+ * insets: a tile of a 2×2 collage is a quarter of the n×n decode, and resampled from there it
+ * reaches the model at half its resolution.
+ */
+export interface Detail { rgb: Uint8Array; side: number }
+
+/** What the inset search knows of an image beyond its n×n decode. */
+export interface InsetSource {
+  /** Width over height of the image as stored: the n×n decode squeezes it square. */
+  aspect: number;
+  /** Its detail decode, made only when an inset is found; undefined when the source is no larger than the model input. */
+  detail: () => Promise<Detail | undefined>;
+}
+
+type Input = { size: number; mean: readonly number[]; std: readonly number[] };
+
+/**
  * One model batch: every image in `views` views (image-major, view-minor), normalised. Each image
  * is first trimmed of uniform borders ({@link trimUniformBorder}), on both sides alike. With
  * `insets` (the upstream side), each trimmed image is also searched for pictures pasted into it
  * or tiled with it (inset.ts), and each such rectangle, resampled from the image as decoded, is
  * one more input.
  */
-export function modelBatch(rgbs: readonly Uint8Array[], views: number, input: { size: number; mean: readonly number[]; std: readonly number[] }, insets = false): ModelBatch {
-  const { size, mean, std } = input;
+export function modelBatch(rgbs: readonly Uint8Array[], views: number, input: Input, insets = false): ModelBatch {
+  return batchPixels(searchBatch(rgbs, input.size, insets ? rgbs.map(() => 1) : undefined), views, input, []);
+}
+
+/**
+ * {@link modelBatch} with insets, searched knowing each image's shape and resampled from its
+ * detail decode where the source has one: only images with insets are decoded again.
+ */
+export async function insetModelBatch(rgbs: readonly Uint8Array[], views: number, input: Input, sources: readonly InsetSource[]): Promise<ModelBatch> {
+  const searched = searchBatch(rgbs, input.size, sources.map((s) => s.aspect));
+  const details = await Promise.all(searched.insets.map((boxes, i) => (boxes.length > 0 ? sources[i]!.detail() : undefined)));
+  return batchPixels(searched, views, input, details);
+}
+
+interface SearchedBatch { rgbs: readonly Uint8Array[]; canonicals: Uint8Array[]; insets: Box[][] }
+
+/** Each image trimmed, and searched for insets when its shape is given (the upstream side). */
+function searchBatch(rgbs: readonly Uint8Array[], size: number, aspects: readonly number[] | undefined): SearchedBatch {
   const found: Box[][] = [];
-  const canonicals = rgbs.map((rgb) => {
+  const canonicals = rgbs.map((rgb, i) => {
     const { canonical, box: trim } = trimmed(rgb, size);
-    const boxes = insets ? findInsets(canonical, size) : [];
+    const aspect = aspects?.[i];
+    const boxes = aspect === undefined ? [] : findInsets(canonical, size, INSET, trim ? (aspect * trim.width) / trim.height : aspect);
     found.push(trim === undefined ? boxes : boxes.map((box) => withinBox(box, trim, size)));
     return canonical;
   });
-  const count = rgbs.length * views + found.reduce((sum, boxes) => sum + boxes.length, 0);
+  return { rgbs, canonicals, insets: found };
+}
+
+function batchPixels({ rgbs, canonicals, insets }: SearchedBatch, views: number, input: Input, details: readonly (Detail | undefined)[]): ModelBatch {
+  const { size, mean, std } = input;
+  const count = rgbs.length * views + insets.reduce((sum, boxes) => sum + boxes.length, 0);
   const pixels = new Float32Array(count * 3 * size * size);
   let slot = 0;
   for (const canonical of canonicals) {
     for (let v = 0; v < views; v++) writeNormalised(modelView(canonical, size, v), size, mean, std, pixels, slot++);
   }
   rgbs.forEach((rgb, i) => {
-    for (const box of found[i]!) writeNormalised(resizeBox(rgb, size, box), size, mean, std, pixels, slot++);
+    const detail = details[i];
+    for (const box of insets[i]!) {
+      const inset = detail ? resampleBox(detail.rgb, detail.side, scaleBox(box, detail.side / size), size) : resizeBox(rgb, size, box);
+      writeNormalised(inset, size, mean, std, pixels, slot++);
+    }
   });
-  return { pixels, count, insets: found };
+  return { pixels, count, insets };
+}
+
+const scaleBox = (b: Box, s: number): Box => ({ left: b.left * s, top: b.top * s, width: b.width * s, height: b.height * s });
+
+/**
+ * A box of a side×side RGB image resampled to n×n with a triangle filter as wide as the scale
+ * (bilinear when enlarging, antialiased when shrinking: a large inset of a detail decode is
+ * shrunk by up to 2).
+ */
+export function resampleBox(rgb: Uint8Array, side: number, box: Box, n: number): Uint8Array {
+  const xs = filterTaps(box.left, box.width, side, n);
+  const ys = filterTaps(box.top, box.height, side, n);
+  const out = new Uint8Array(n * n * 3);
+  for (let j = 0; j < n; j++) {
+    const ty = ys[j]!;
+    for (let i = 0; i < n; i++) {
+      const tx = xs[i]!;
+      let r = 0, g = 0, b = 0;
+      for (let a = 0; a < ty.index.length; a++) {
+        const row = ty.index[a]! * side;
+        for (let c = 0; c < tx.index.length; c++) {
+          const w = ty.weight[a]! * tx.weight[c]!;
+          const p = (row + tx.index[c]!) * 3;
+          r += rgb[p]! * w; g += rgb[p + 1]! * w; b += rgb[p + 2]! * w;
+        }
+      }
+      const d = (j * n + i) * 3;
+      out[d] = Math.round(r); out[d + 1] = Math.round(g); out[d + 2] = Math.round(b);
+    }
+  }
+  return out;
+}
+
+/** Per output pixel along one axis, the source pixels and normalised weights of the triangle filter. */
+function filterTaps(start: number, length: number, side: number, n: number): { index: number[]; weight: number[] }[] {
+  const scale = length / n;
+  const support = Math.max(1, scale);
+  return Array.from({ length: n }, (_, i) => {
+    const centre = start + (i + 0.5) * scale - 0.5;
+    const index: number[] = [];
+    const weight: number[] = [];
+    for (let x = Math.ceil(centre - support); x <= Math.floor(centre + support); x++) {
+      const w = 1 - Math.abs(x - centre) / support;
+      if (w <= 0) continue;
+      index.push(Math.min(side - 1, Math.max(0, x)));
+      weight.push(w);
+    }
+    const total = weight.reduce((sum, w) => sum + w, 0);
+    return { index, weight: weight.map((w) => w / total) };
+  });
 }
 
 /** A box found in the n×n resampling of `outer`, restated in the frame `outer` was cut from. */
