@@ -8,9 +8,9 @@ type DecodedOk = Extract<DecodeResult, { ok: true }>;
 
 /**
  * Decode a batch of read images, then embed those marked for it in `views` views (and their
- * insets, with `insets`, each cut from a second, larger decode of its image), in one model call. Runs where the pixels are needed: on an inference
- * thread of the CPU pool, next to its session, so that pixels never cross threads (only the
- * encoded bytes and the descriptors do).
+ * insets, with `insets`, each cut from a second, larger decode of its image), in one model call.
+ * Runs where the pixels are needed: on an inference thread of the CPU pool, next to its session,
+ * so that pixels never cross threads (only the encoded bytes and the descriptors do).
  */
 export async function decodeAndEmbed(model: LoadedModel, runtime: EmbedRuntime, images: readonly EncodedImage[], views: number, wantLuma = false, insets = false): Promise<DecodedBatch> {
   const { size } = model.card.input;
