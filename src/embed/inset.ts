@@ -139,7 +139,8 @@ export function findInset(rgb: Uint8Array, n: number, p: InsetParams = INSET): B
 /**
  * Every picture an n×n RGB image holds besides itself: the rectangle pasted into it
  * ({@link findInset}) and its alternative ({@link InsetParams.alternateOverlap}), then the tiles
- * of a collage ({@link findTiles}; `aspect` is the source's width / height, which the n×n input squeezes to 1).
+ * of a collage ({@link findTiles}). `aspect` is the source's width / height, which the n×n input
+ * squeezes to 1.
  */
 export function findInsets(rgb: Uint8Array, n: number, p: InsetParams = INSET, aspect = 1): Box[] {
   const rows = seamMap(rgb, n, 'rows', p), cols = seamMap(rgb, n, 'cols', p);
@@ -289,8 +290,8 @@ function cornerTiles(rows: SeamMap, cols: SeamMap, n: number, p: InsetParams): B
 
 /**
  * Of the lines in (from, to), at least minSide from both, that are seam along at least
- * {@link InsetParams.tileAlong} of [start, end) ({@link InsetParams.tileMiddleAlong} in the
- * middle), the one with the largest colour step there. The seam test looks ±1 px, so one seam
+ * {@link InsetParams.tileAlong} of [start, end) (in the middle, {@link isMiddleSeam}; there only,
+ * with `middleOnly`), the one with the largest colour step there. The seam test looks ±1 px, so one seam
  * marks three lines; the step itself is largest on the seam.
  */
 function splitLine(m: SeamMap, from: number, to: number, start: number, end: number, minSide: number, p: InsetParams, middleOnly: boolean): number | undefined {
