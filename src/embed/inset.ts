@@ -257,7 +257,7 @@ function tilesOf(rows: SeamMap, cols: SeamMap, n: number, p: InsetParams, aspect
   };
   const whole = { left: 0, top: 0, width: n, height: n };
   let tiles = split(whole, false);
-  if (tiles.length === 1) return cornerTiles(rows, cols, n, p);
+  if (tiles.length === 1) return cornerTiles(rows, cols, n, minSide, p);
   // Too many cells: a pasted picture's own seams split a tile further. Halves of halves only, then.
   if (tiles.length > MAX_TILES) tiles = split(whole, true);
   return tiles.length >= 2 && tiles.length <= MAX_TILES ? tiles : [];
@@ -269,12 +269,12 @@ function tilesOf(rows: SeamMap, cols: SeamMap, n: number, p: InsetParams, aspect
  * across a middle line (a picture spanning two cells, a backdrop cut in quarters), only the
  * odd tile's two sides are seams.
  */
-function cornerTiles(rows: SeamMap, cols: SeamMap, n: number, p: InsetParams): Box[] {
+function cornerTiles(rows: SeamMap, cols: SeamMap, n: number, minSide: number, p: InsetParams): Box[] {
   const half = n >> 1;
   const halves = [[0, half], [half, n]] as const;
   // The middle line across each half: ys[0] across the left half, xs[0] across the top half.
-  const ys = halves.map(([from, to]) => middleSeam(rows, 0, n, from, to, p));
-  const xs = halves.map(([from, to]) => middleSeam(cols, 0, n, from, to, p));
+  const ys = halves.map(([from, to]) => splitLine(rows, 0, n, from, to, minSide, p, true));
+  const xs = halves.map(([from, to]) => splitLine(cols, 0, n, from, to, minSide, p, true));
   const found: Box[] = [];
   for (let qx = 0; qx < 2; qx++) {
     for (let qy = 0; qy < 2; qy++) {
@@ -303,19 +303,6 @@ function splitLine(m: SeamMap, from: number, to: number, start: number, end: num
     if (middleOnly && !inMiddle) continue;
     const seam = inMiddle ? isMiddleSeam(m, b, start, end, p) : seamShare(m, b, start, end) >= p.tileAlong;
     if (!seam) continue;
-    const step = stepAlong(m, b, start, end);
-    if (step > most) [line, most] = [b, step];
-  }
-  return line;
-}
-
-/** Of the lines within ±1 px of the middle of (from, to), the middle seam along [start, end) with the largest step, if any. */
-function middleSeam(m: SeamMap, from: number, to: number, start: number, end: number, p: InsetParams): number | undefined {
-  const middle = (from + to) >> 1;
-  let line: number | undefined;
-  let most = -1;
-  for (let b = middle - 1; b <= middle + 1; b++) {
-    if (!isMiddleSeam(m, b, start, end, p)) continue;
     const step = stepAlong(m, b, start, end);
     if (step > most) [line, most] = [b, step];
   }
