@@ -4,7 +4,7 @@ import { ConfigError, StateError } from '../errors.js';
 import type { Catalog } from '../state/catalog.js';
 
 /**
- * A prepared downstream side: `neardup prepare` lists and embeds the test set once (31 views: 8 dihedral, 18 crops, 4 rotations, grayscale) and
+ * A prepared downstream side: `neardup prepare` lists and embeds the test set once (32 views: 8 dihedral, 19 crops (one in grayscale), 4 rotations, grayscale) and
  * builds its HNSW index; every shard of a large upstream run then copies those rows into its own
  * catalog instead of embedding the test set again, and loads the shared index read-only.
  * Image ids are kept, so the saved index's labels (id × views + view) stay valid in every shard.

@@ -118,7 +118,7 @@ async function outputs(s: Session, sel: PurgeSelection, timings: Timings, runtim
 }
 
 /**
- * The whole decontamination chain: list → decode+embed (downstream in 31 views: 8 dihedral, 18 crops, 4 rotations, grayscale; upstream in 1)
+ * The whole decontamination chain: list → decode+embed (downstream in 32 views: 8 dihedral, 19 crops (one in grayscale), 4 rotations, grayscale; upstream in 1)
  * → HNSW index → match → purge plan → report. Every stage resumes from the catalog.
  */
 export async function audit(raw: RawOptions, hooks: RunHooks = {}): Promise<AuditResult> {
@@ -171,7 +171,7 @@ export interface PrepareResult { images: number; embedded: number; failed: numbe
 
 /**
  * `neardup prepare`: the downstream side once, for many shards or queue workers: list, embed in
- * 31 views (8 dihedral, 18 crops, 4 rotations, grayscale), build the HNSW index, and mark the catalog prepared. Runs resume like audit.
+ * 32 views (8 dihedral, 19 crops (one in grayscale), 4 rotations, grayscale), build the HNSW index, and mark the catalog prepared. Runs resume like audit.
  */
 export async function prepare(raw: RawOptions, hooks: RunHooks = {}): Promise<PrepareResult> {
   const options = resolveOptions(raw);

@@ -11,7 +11,7 @@ const MODEL: FlagSpec[] = [F.model, F.runtime, F.concurrency, F.batchSize, F.thr
 const progressFor = (o: { quiet?: boolean }, io: CommandIO) => createProgress({ enabled: io.isTTY && !o.quiet });
 
 export const prepareCommand = command('prepare', 'neardup prepare --downstream <source>... --db <file> [options]',
-  'Embed the downstream side once (31 views: 8 dihedral, 18 crops, 4 rotations, grayscale) and build its HNSW index, for shards and queue workers that use it read-only through --downstream-db.',
+  'Embed the downstream side once (32 views: 8 dihedral, 19 crops (one in grayscale), 4 rotations, grayscale) and build its HNSW index, for shards and queue workers that use it read-only through --downstream-db.',
   [F.downstream, F.db, F.out, ...MODEL, F.followLinks, F.wait, F.json, F.quiet, F.help], false,
   async (o, _p, io) => {
     const { prepare } = await import('../audit/run.js');

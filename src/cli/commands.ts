@@ -65,7 +65,7 @@ const scan = command('scan', 'neardup scan --upstream <source>... --downstream <
   });
 
 const embed = command('embed', 'neardup embed [--upstream <source>...] [--downstream <source>...] [--db <file>] [--model <dir>]',
-  'Embed every catalogued image that lacks an embedding for this model (downstream in 31 views: 8 dihedral, 18 crops, 4 rotations, grayscale). Sources default to all in the catalog.',
+  'Embed every catalogued image that lacks an embedding for this model (downstream in 32 views: 8 dihedral, 19 crops (one in grayscale), 4 rotations, grayscale). Sources default to all in the catalog.',
   [...SIDES, F.out, ...DECODE, F.json, ...COMMON], false,
   async (o, _p, io) => {
     const { embed: run } = await import('../audit/run.js');

@@ -70,6 +70,12 @@ export interface InsetParams {
    */
   tileMiddleRatio: number;
   /**
+   * …and, for the ratio, a mean colour step of at least this many levels: on a blurry input (a
+   * 32-px image upscaled to the model's 64) the lines around a middle line step by less than one
+   * level a pixel, so a gentle gradient passed the ratio alone.
+   */
+  tileMiddleStep: number;
+  /**
    * A part at least this many times as long as it is wide, in the source's pixels (a 2:1 image,
    * a half of a square 2×2 grid), is cut across its middle at the weaker
    * {@link InsetParams.elongatedAlong} or {@link InsetParams.elongatedRatio}: two pictures of
@@ -87,7 +93,7 @@ export interface InsetParams {
   alternateOverlap: number;
 }
 
-export const INSET: Readonly<InsetParams> = Object.freeze({ step: 16, contrast: 1.5, along: 0.6, score: 0.8, closedAlong: 0.5, closedScore: 0.7, minSide: 0.3, maxArea: 0.8, insideBonus: 0.05, areaBonus: 0.2, tileAlong: 0.75, tileMiddleAlong: 0.6, tileMiddleRatio: 2.5, elongated: 1.8, elongatedAlong: 0.5, elongatedRatio: 2, alternateOverlap: 0.5 });
+export const INSET: Readonly<InsetParams> = Object.freeze({ step: 16, contrast: 1.5, along: 0.6, score: 0.8, closedAlong: 0.5, closedScore: 0.7, minSide: 0.3, maxArea: 0.8, insideBonus: 0.05, areaBonus: 0.2, tileAlong: 0.75, tileMiddleAlong: 0.6, tileMiddleRatio: 2.5, tileMiddleStep: 8, elongated: 1.8, elongatedAlong: 0.5, elongatedRatio: 2, alternateOverlap: 0.5 });
 
 /**
  * What the search does beyond its parameters, named in the model id (views.ts INPUT_ID): a change
@@ -314,7 +320,7 @@ function isMiddleSeam(m: SeamMap, b: number, start: number, end: number, p: Inse
   if (seamShare(m, b, start, end) >= p.tileMiddleAlong) return true;
   const step = stepAlong(m, b, start, end);
   // The lines around count at least 1 a pixel: a step that fails against that fails against them.
-  if (step < p.tileMiddleRatio * (end - start)) return false;
+  if (step < Math.max(p.tileMiddleStep, p.tileMiddleRatio) * (end - start)) return false;
   const around = [-6, -5, -4, -3, 3, 4, 5, 6].map((d) => stepAlong(m, b + d, start, end)).sort((a, c) => a - c);
   return step >= p.tileMiddleRatio * Math.max(end - start, (around[3]! + around[4]!) / 2);
 }

@@ -46,6 +46,22 @@ describe('model input views', () => {
     assert.equal(dihedralOf(12), 0);
   });
 
+  it('embeds the 80% centre crop in colour and in grayscale, both as crop views', async () => {
+    const original = await input(sharp(photo));
+    const colour = 8 + CROPS.findIndex((c) => c.join() === '0.1,0.1,0.8');
+    const gray = 8 + CROPS.findIndex((c) => c[3] === 'gray');
+    assert.ok(colour >= 8 && gray > colour, `views ${colour} and ${gray}`);
+    const centre = await input(sharp(original, { raw: { width: N, height: N, channels: 3 } }).extract({ left: 6, top: 6, width: 51, height: 51 }));
+    const d = meanAbsDiff(modelView(original, N, colour), centre);
+    const corner = meanAbsDiff(modelView(original, N, colour - 1), centre);
+    assert.ok(d < corner / 1.5 && d < meanAbsDiff(original, centre) / 1.5, `the colour view is the centre crop (${d.toFixed(1)} from sharp's, ${corner.toFixed(1)} for the 80% corner)`);
+    const grayCrop = modelView(original, N, gray);
+    for (let p = 0; p < grayCrop.length; p += 3) assert.ok(grayCrop[p] === grayCrop[p + 1] && grayCrop[p] === grayCrop[p + 2], 'one value in all three channels');
+    assert.deepEqual(grayCrop, modelView(modelView(original, N, colour), N, GRAY_VIEW), 'the colour crop in grayscale');
+    assert.equal(viewName(gray), 'gray crop 0.8 at (0.1, 0.1)');
+    assert.ok(isCropView(colour) && isCropView(gray), 'both must clear the floor by CROP_MARGIN');
+  });
+
   it('ends with rotations on an expanded canvas, as sharp rotates with its default black background', async () => {
     const original = await input(sharp(photo));
     const first = 8 + CROPS.length;
