@@ -72,7 +72,9 @@ export interface InsetParams {
   /**
    * …and, for the ratio, a mean colour step of at least this many levels: on a blurry input (a
    * 32-px image upscaled to the model's 64) the lines around a middle line step by less than one
-   * level a pixel, so a gentle gradient passed the ratio alone.
+   * level a pixel, so a gentle gradient passed the ratio alone. At 8, descriptors per image on
+   * 3,000 upscaled 32-px photos 0.370 → 0.358, on 1,000 64-px photos 0.980 → 0.969; mosaic copies
+   * retrieved unchanged (98.8% at 1,000 × 1,000).
    */
   tileMiddleStep: number;
   /**
@@ -319,7 +321,7 @@ function splitLine(m: SeamMap, from: number, to: number, start: number, end: num
 function isMiddleSeam(m: SeamMap, b: number, start: number, end: number, p: InsetParams): boolean {
   if (seamShare(m, b, start, end) >= p.tileMiddleAlong) return true;
   const step = stepAlong(m, b, start, end);
-  // The lines around count at least 1 a pixel: a step that fails against that fails against them.
+  // The lines around count at least 1 a pixel (and the step at least tileMiddleStep a pixel): a step that fails against that fails against them.
   if (step < Math.max(p.tileMiddleStep, p.tileMiddleRatio) * (end - start)) return false;
   const around = [-6, -5, -4, -3, 3, 4, 5, 6].map((d) => stepAlong(m, b + d, start, end)).sort((a, c) => a - c);
   return step >= p.tileMiddleRatio * Math.max(end - start, (around[3]! + around[4]!) / 2);
