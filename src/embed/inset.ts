@@ -321,7 +321,8 @@ function splitLine(m: SeamMap, from: number, to: number, start: number, end: num
 function isMiddleSeam(m: SeamMap, b: number, start: number, end: number, p: InsetParams): boolean {
   if (seamShare(m, b, start, end) >= p.tileMiddleAlong) return true;
   const step = stepAlong(m, b, start, end);
-  // The lines around count at least 1 a pixel (and the step at least tileMiddleStep a pixel): a step that fails against that fails against them.
+  // Under tileMiddleStep a pixel the step is a gradient, not a seam. The lines around count at
+  // least 1 a pixel, so a step under tileMiddleRatio a pixel fails the ratio without summing them.
   if (step < Math.max(p.tileMiddleStep, p.tileMiddleRatio) * (end - start)) return false;
   const around = [-6, -5, -4, -3, 3, 4, 5, 6].map((d) => stepAlong(m, b + d, start, end)).sort((a, c) => a - c);
   return step >= p.tileMiddleRatio * Math.max(end - start, (around[3]! + around[4]!) / 2);
